@@ -1,0 +1,51 @@
+{#-
+  SQL expressions for the consent log's columns, keyed by role (subject_id, purpose, status, event_ts,
+  recorded_at, expires_at). Timestamps are normalised to naive UTC: a `timestamp with time zone`
+  column is read `at time zone 'UTC'`, any other non-timestamp type is cast to timestamp.
+  When executing, the log is introspected and a missing table or column fails the compile (fail closed).
+  recorded_at and expires_at may be mapped to none when the log has no such column.
+-#}
+{% macro _consent_columns(consent_relation, macro_name) %}
+  {%- set mapping = consentgate.get_config('consent_columns') -%}
+  {%- set required = ['subject_id', 'purpose', 'status', 'event_ts'] -%}
+  {%- set optional = ['recorded_at', 'expires_at'] -%}
+  {%- set timestamps = ['event_ts', 'recorded_at', 'expires_at'] -%}
+  {%- set types = {} -%}
+  {%- if execute -%}
+    {%- set found = adapter.get_columns_in_relation(consent_relation) -%}
+    {%- if found | length == 0 -%}
+      {{ exceptions.raise_compiler_error(
+          macro_name ~ ": consent relation " ~ consent_relation ~ " does not exist or has no columns; "
+          ~ "create it or point var consentgate_consent_relation at the consent log") }}
+    {%- endif -%}
+    {%- for column in found -%}
+      {%- do types.update({column.name | lower: column.data_type | lower}) -%}
+    {%- endfor -%}
+  {%- endif -%}
+  {%- set exprs = {} -%}
+  {%- for role in required + optional -%}
+    {%- set name = mapping.get(role) -%}
+    {%- if name is none and role in optional -%}
+      {%- do exprs.update({role: 'cast(null as timestamp)'}) -%}
+    {%- else -%}
+      {%- set sql = consentgate._identifier(name, macro_name, 'consentgate_consent_columns.' ~ role) -%}
+      {%- set key = (name | trim | replace('"', '')) | lower -%}
+      {%- if execute and key not in types -%}
+        {{ exceptions.raise_compiler_error(
+            macro_name ~ ": consent relation " ~ consent_relation ~ " has no column '" ~ name
+            ~ "' (role " ~ role ~ "; columns: " ~ (types.keys() | sort | join(', '))
+            ~ "); map it in var consentgate_consent_columns") }}
+      {%- endif -%}
+      {%- set dtype = types.get(key, 'timestamp') -%}
+      {%- if role in timestamps -%}
+        {%- if 'with time zone' in dtype or dtype == 'timestamptz' -%}
+          {%- set sql = '(' ~ sql ~ " at time zone 'UTC')" -%}
+        {%- elif dtype not in ['timestamp', 'timestamp without time zone'] -%}
+          {%- set sql = 'cast(' ~ sql ~ ' as timestamp)' -%}
+        {%- endif -%}
+      {%- endif -%}
+      {%- do exprs.update({role: sql}) -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {{ return(exprs) }}
+{% endmacro %}

@@ -1,0 +1,7 @@
+{#- A SQL string literal (single quotes doubled), or null. -#}
+{% macro _sql_string(value) %}
+  {%- if value is none -%}
+    {{ return('null') }}
+  {%- endif -%}
+  {{ return("'" ~ (value | string | replace("'", "''")) ~ "'") }}
+{% endmacro %}

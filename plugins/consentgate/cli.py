@@ -1,0 +1,165 @@
+"""The `consentgate` command line: thin over the engine, lineage and reports."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pkgutil
+import sys
+from importlib import import_module
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from consentgate.errors import ConsentGateError, one_line
+
+app = typer.Typer(
+    name="consentgate",
+    help="Consent enforcement: only rows of people who opted in reach ad targeting.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Database = Annotated[Path, typer.Option("--database", "-d", help="DuckDB database file.")]
+AsOf = Annotated[
+    str | None, typer.Option("--as-of", help="Consent cut-off, ISO 8601 (naive = UTC). Default: now.")
+]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def fail(exc: BaseException, code: int = 1) -> NoReturn:
+    """One line on stderr, no traceback."""
+    typer.echo(f"consentgate: error: {one_line(exc)}", err=True)
+    raise typer.Exit(code)
+
+
+def emit_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, default=str, sort_keys=False))
+
+
+def _setup_logging(quiet: bool) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="consentgate: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def enforce(
+    database: Database,
+    source: Annotated[str, typer.Option(help="Source table (table or schema.table).")],
+    target: Annotated[str, typer.Option(help="Target table, replaced atomically by the consented rows.")],
+    subject_column: Annotated[str, typer.Option(help="Source column holding the subject key.")],
+    purpose: Annotated[str, typer.Option(help="Purpose the subject must have granted.")],
+    consent_table: Annotated[str, typer.Option(help="Consent log table.")] = "consent_events",
+    as_of: AsOf = None,
+    run_id: Annotated[str | None, typer.Option(help="Run id (default: a new one).")] = None,
+    normalize: Annotated[str | None, typer.Option(help="Key normalisation: lower.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Enforce one dataset: replace TARGET by the consented rows of SOURCE and record lineage."""
+    from consentgate.engine import enforce as run_enforce
+
+    _setup_logging(quiet=as_json)
+    try:
+        result = run_enforce(
+            database,
+            source=source,
+            target=target,
+            subject_column=subject_column,
+            purpose=purpose,
+            consent_table=consent_table,
+            as_of=as_of,
+            run_id=run_id,
+            normalize=normalize,
+        )
+    except Exception as exc:  # noqa: BLE001 - one line, exit non-zero
+        fail(exc)
+    if as_json:
+        emit_json(result.summary())
+    else:
+        from consentgate import output
+
+        output.print_results([result], run_id=result.run_id, as_of=result.as_of)
+
+
+@app.command()
+def run(
+    policy: Annotated[Path, typer.Option("--policy", "-p", help="Policy file (YAML).")],
+    database: Database = Path("consentgate.duckdb"),
+    as_of: AsOf = None,
+    run_id: Annotated[str | None, typer.Option(help="Run id (default: a new one).")] = None,
+    as_json: Json = False,
+) -> None:
+    """Enforce every dataset of a policy file under one run id (the nightly job without Airflow)."""
+    from consentgate.engine import run_policy
+    from consentgate.policy import load
+
+    _setup_logging(quiet=as_json)
+    try:
+        result = run_policy(load(policy), database, as_of=as_of, run_id=run_id)
+    except Exception as exc:  # noqa: BLE001
+        fail(exc)
+    if as_json:
+        emit_json(result.summary())
+    else:
+        from consentgate import output
+
+        output.print_results(result.datasets, run_id=result.run_id, as_of=result.as_of, errors=result.errors)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command("lineage")
+def lineage_cmd(
+    database: Database,
+    run_id: Annotated[str | None, typer.Option(help="Show one run (default: the latest runs).")] = None,
+    limit: Annotated[int, typer.Option(help="How many runs to list.")] = 20,
+    as_json: Json = False,
+) -> None:
+    """Show recorded runs and their per-dataset counts."""
+    from consentgate import lineage
+    from consentgate.db import open_duckdb
+    from consentgate.errors import RunNotFoundError
+
+    try:
+        session = open_duckdb(database, read_only=True)
+        try:
+            if not lineage.has_tables(session):
+                runs = []
+            else:
+                runs = lineage.read_runs(session, run_id, limit)
+                for r in runs:
+                    r["datasets"] = lineage.read_lineage(session, r["run_id"])
+        finally:
+            session.close()
+        if run_id and not runs:
+            raise RunNotFoundError(f"no run with run_id {run_id!r} in {str(database)!r}")
+    except Exception as exc:  # noqa: BLE001
+        fail(exc)
+    if as_json:
+        emit_json({"runs": runs})
+    else:
+        from consentgate import output
+
+        output.print_runs(runs)
+
+
+def _register_commands() -> None:
+    from consentgate import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        import_module(f"consentgate.commands.{info.name}").register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    try:
+        app()
+    except ConsentGateError as exc:  # raised outside a command's own handler
+        fail(exc)

@@ -1,0 +1,549 @@
+"""One enforcement: validate names and columns, read consent once, replace targets atomically, count.
+
+`enforce()` handles one dataset, `run_policy()` every dataset of a policy under one run_id. Both read
+the consent log once, into a snapshot as of T, and record the run in the evidence tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from consentgate import lineage, semantics
+from consentgate.db import Session, open_duckdb, session_for
+from consentgate.dialects import Dialect, is_text_type, is_timestamp_type
+from consentgate.errors import (
+    ConsentGateError,
+    ConsentSourceError,
+    ConsistencyError,
+    InvalidAsOfError,
+    SourceError,
+    TargetError,
+    one_line,
+)
+from consentgate.names import TableName, column
+from consentgate.policy import Dataset, Policy
+from consentgate.semantics import REASONS, ConsentColumns
+
+log = logging.getLogger("consentgate")
+
+
+def package_version() -> str:
+    from consentgate import __version__
+
+    return __version__
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def parse_as_of(value: str | datetime | None) -> datetime:
+    """The cut-off as a naive UTC datetime. None means now; naive input is taken as UTC."""
+    if value is None or value == "":
+        return utcnow()
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            dt = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise InvalidAsOfError(
+                f"as-of {str(value)!r} is not an ISO 8601 timestamp (e.g. 2026-11-29T02:00:00Z)"
+            ) from None
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    return dt
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who triggered a run, with the orchestrator's ids where known."""
+
+    trigger: str = "cli"
+    dag_id: str | None = None
+    task_id: str | None = None
+    airflow_run_id: str | None = None
+    dbt_invocation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The consent log as of T, read once: its fingerprint and the number of events that count."""
+
+    consent_table: str
+    as_of: datetime
+    fingerprint: str
+    events_counted: int
+
+
+@dataclass
+class DatasetResult:
+    """What one enforcement did: counts only, never a subject identifier."""
+
+    run_id: str
+    dataset: str
+    source: str
+    target: str
+    purpose: str
+    subject_column: str
+    normalize: str | None
+    as_of: datetime
+    rows_in: int
+    rows_out: int
+    excluded: dict[str, int]
+    consent_fingerprint: str
+    consent_events_counted: int
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "dataset": self.dataset,
+            "source": self.source,
+            "target": self.target,
+            "purpose": self.purpose,
+            "as_of": self.as_of.isoformat(),
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "excluded": dict(self.excluded),
+            "consent_fingerprint": self.consent_fingerprint,
+            "consent_events_counted": self.consent_events_counted,
+        }
+
+
+@dataclass
+class RunResult:
+    """A policy run: every dataset's result, and the errors of those that failed."""
+
+    run_id: str
+    as_of: datetime
+    consent_fingerprint: str | None
+    consent_events_counted: int | None
+    datasets: list[DatasetResult]
+    errors: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": "success" if self.ok else "failed",
+            "as_of": self.as_of.isoformat(),
+            "consent_fingerprint": self.consent_fingerprint,
+            "consent_events_counted": self.consent_events_counted,
+            "datasets": [d.summary() for d in self.datasets],
+            "errors": dict(self.errors),
+        }
+
+
+class Enforcer:
+    """Enforces datasets on one session against one consent snapshot."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        consent_table: str,
+        columns: ConsentColumns | None = None,
+        as_of: datetime,
+        run_id: str,
+        context: RunContext | None = None,
+    ) -> None:
+        self.session = session
+        self.d: Dialect = session.dialect
+        self.consent = TableName.parse(consent_table, "consent table")
+        self.columns = columns or ConsentColumns()
+        self.as_of = as_of
+        self.run_id = run_id
+        self.context = context or RunContext()
+        self.snapshot: Snapshot | None = None
+        self._decided_for: tuple[str, str | None] | None = None
+
+    # -- consent --------------------------------------------------------------------------------
+    def _consent_types(self) -> tuple[ConsentColumns, dict[str, str]]:
+        """Check the consent table and map each logical column to its actual name and type."""
+        actual = self.session.columns(self.consent)
+        if actual is None:
+            raise ConsentSourceError(
+                f"consent table {str(self.consent)!r} does not exist; create it or set consent.table in the policy"
+            )
+        by_lower = {name.lower(): (name, dtype) for name, dtype in actual.items()}
+        names: dict[str, str | None] = {}
+        types: dict[str, str] = {}
+        for logical, mapped in self.columns.mapping().items():
+            if mapped is None:
+                names[logical] = None
+                continue
+            found = by_lower.get(mapped.lower())
+            if found is None:
+                if logical in ("source", "policy_version"):
+                    names[logical] = None  # evidence-only columns may be absent
+                    continue
+                raise ConsentSourceError(
+                    f"consent table {str(self.consent)!r} has no column {mapped!r} for {logical} "
+                    f"(columns: {', '.join(actual)}); map it in policy consent.columns"
+                )
+            name, dtype = found
+            if logical in ConsentColumns.TIMESTAMPS and not is_timestamp_type(dtype):
+                raise ConsentSourceError(
+                    f"consent column {name!r} ({logical}) has type {dtype}, expected a timestamp or date"
+                )
+            if logical in ConsentColumns.TEXTS and not is_text_type(dtype):
+                raise ConsentSourceError(f"consent column {name!r} ({logical}) has type {dtype}, expected text")
+            if logical == "subject_id" and any(t in dtype.upper() for t in ("[]", "STRUCT", "MAP", "LIST")):
+                raise ConsentSourceError(
+                    f"consent column {name!r} (subject_id) has type {dtype}, expected a scalar"
+                )
+            names[logical], types[logical] = name, dtype
+        return ConsentColumns(**names), types  # type: ignore[arg-type]
+
+    def take_snapshot(self) -> Snapshot:
+        """Read the consent log once, as of T, into a session-private table. Returns its fingerprint."""
+        cols, types = self._consent_types()
+        s = self.session
+        s.run(f"DROP TABLE IF EXISTS {semantics.SNAPSHOT}")
+        s.run(
+            f"CREATE TEMP TABLE {semantics.SNAPSHOT} AS "
+            + semantics.snapshot_select(self.d, self.consent.sql(), cols, types),
+            [self.as_of],
+        )
+        fp, counted = s.one(semantics.fingerprint_select(self.d))
+        self.snapshot = Snapshot(str(self.consent), self.as_of, f"{int(fp):016x}", int(counted))
+        self._decided_for = None
+        if counted == 0:
+            log.warning(
+                "consent table %s has no event that counts as of %s: every row will be excluded",
+                self.consent,
+                self.as_of.isoformat(),
+            )
+        return self.snapshot
+
+    def _decide(self, purpose: str, normalize: str | None) -> None:
+        if self._decided_for == (purpose.strip().lower(), normalize):
+            return
+        s = self.session
+        s.run(f"DROP TABLE IF EXISTS {semantics.DECIDED}")
+        s.run(
+            f"CREATE TEMP TABLE {semantics.DECIDED} AS " + semantics.decided_select(self.d, normalize), [purpose]
+        )
+        self._decided_for = (purpose.strip().lower(), normalize)
+
+    # -- datasets -------------------------------------------------------------------------------
+    def _resolve_source(self, source: TableName, subject_column: str) -> str:
+        actual = self.session.columns(source)
+        if actual is None:
+            raise SourceError(f"source table {str(source)!r} does not exist")
+        for name in actual:
+            if name.lower() == subject_column.lower():
+                return name
+        raise SourceError(
+            f"subject column {subject_column!r} is not in source {str(source)!r} (columns: {', '.join(actual)})"
+        )
+
+    def _check_target(self, source: TableName, target: TableName) -> None:
+        schema = self.session.default_schema
+        key = target.key(schema)
+        if key == source.key(schema):
+            raise TargetError(f"target {str(target)!r} is the source table; choose another target")
+        if key == self.consent.key(schema):
+            raise TargetError(f"target {str(target)!r} is the consent table; choose another target")
+        if key[1] in lineage.EVIDENCE_TABLES:
+            raise TargetError(f"target {str(target)!r} is a consentgate evidence table; choose another target")
+
+    def counts(
+        self, table: TableName, subject_column: str, purpose: str, normalize: str | None
+    ) -> tuple[int, int, dict[str, int]]:
+        """(rows_in, rows_out, excluded by reason) of a table against the snapshot. Writes nothing."""
+        self._require_snapshot()
+        col = self._resolve_source(table, subject_column)
+        self._decide(purpose, normalize)
+        row = self.session.one(semantics.counts_select(self.d, table.sql(), col, normalize))
+        rows_in, rows_out, *by_reason = (int(v) for v in row)
+        return rows_in, rows_out, dict(zip(REASONS, by_reason, strict=True))
+
+    def _require_snapshot(self) -> Snapshot:
+        if self.snapshot is None:
+            raise RuntimeError("take_snapshot() must run before enforcing")
+        return self.snapshot
+
+    def enforce(self, ds: Dataset) -> DatasetResult:
+        """Replace ds.target by the consented rows of ds.source and record lineage, in one transaction."""
+        snap = self._require_snapshot()
+        source = TableName.parse(ds.source, "source table")
+        target = TableName.parse(ds.target, "target table")
+        subject_column = column(ds.subject_column, "subject column")
+        started = utcnow()
+        warnings: list[str] = []
+        with self.session.transaction() as s:
+            col = self._resolve_source(source, subject_column)
+            self._check_target(source, target)
+            self._decide(ds.purpose, ds.normalize)
+            if not s.all(f"SELECT 1 FROM {semantics.DECIDED} LIMIT 1"):
+                msg = f"no consent event for purpose {ds.purpose!r} counts as of {self.as_of.isoformat()}"
+                warnings.append(msg + f": every row of {ds.name} is excluded")
+                log.warning("%s: every row of %s is excluded", msg, ds.name)
+            if target.schema:
+                s.run(f"CREATE SCHEMA IF NOT EXISTS {target.sql().split('.')[0]}")
+            for stmt in self.d.replace_table(
+                target.sql(), semantics.consented_select(self.d, source.sql(), col, ds.normalize)
+            ):
+                s.run(stmt)
+            rows_in, rows_out, excluded = self.counts(source, col, ds.purpose, ds.normalize)
+            written = int(s.one(f"SELECT count(*) FROM {target.sql()}")[0])
+            if written != rows_out or rows_in != rows_out + sum(excluded.values()):
+                raise ConsistencyError(
+                    f"dataset {ds.name}: target has {written} rows but the counts say {rows_out} of {rows_in}; "
+                    "nothing was written"
+                )
+            finished = utcnow()
+            lineage.ensure_run(s, self._run_record(status="running", started_at=started))
+            lineage.write_lineage(
+                s,
+                lineage.LineageRecord(
+                    run_id=self.run_id,
+                    dataset=ds.name,
+                    source=str(source),
+                    target=str(target),
+                    purpose=ds.purpose,
+                    subject_column=col,
+                    normalize=ds.normalize,
+                    rows_in=rows_in,
+                    rows_out=rows_out,
+                    excluded=excluded,
+                    consent_fingerprint=snap.fingerprint,
+                    trigger=self.context.trigger,
+                    task_id=self.context.task_id,
+                    started_at=started,
+                    finished_at=finished,
+                ),
+            )
+        log.info(
+            "%s: %d rows in, %d out, excluded %s",
+            ds.name,
+            rows_in,
+            rows_out,
+            ", ".join(f"{k}={v}" for k, v in excluded.items() if v) or "none",
+        )
+        return DatasetResult(
+            run_id=self.run_id,
+            dataset=ds.name,
+            source=str(source),
+            target=str(target),
+            purpose=ds.purpose,
+            subject_column=col,
+            normalize=ds.normalize,
+            as_of=self.as_of,
+            rows_in=rows_in,
+            rows_out=rows_out,
+            excluded=excluded,
+            consent_fingerprint=snap.fingerprint,
+            consent_events_counted=snap.events_counted,
+            warnings=warnings,
+        )
+
+    def _run_record(self, *, status: str, started_at: datetime) -> lineage.RunRecord:
+        c = self.context
+        snap = self.snapshot
+        return lineage.RunRecord(
+            run_id=self.run_id,
+            started_at=started_at,
+            status=status,
+            as_of=self.as_of,
+            consent_table=str(self.consent),
+            consent_fingerprint=snap.fingerprint if snap else None,
+            consent_events_counted=snap.events_counted if snap else None,
+            trigger=c.trigger,
+            dag_id=c.dag_id,
+            task_id=c.task_id,
+            airflow_run_id=c.airflow_run_id,
+            dbt_invocation_id=c.dbt_invocation_id,
+            package_version=package_version(),
+        )
+
+    def start_run(self, started_at: datetime) -> None:
+        """Open this run's record (replacing any earlier attempt of the same run_id)."""
+        with self.session.transaction() as s:
+            lineage.start_run(s, self._run_record(status="running", started_at=started_at))
+
+
+# -- sessions and failure records --------------------------------------------------------------
+
+
+@contextmanager
+def _session(database: str | Path | None, connection: Any, dialect: str | Dialect | None) -> Iterator[Session]:
+    if connection is not None:
+        session = session_for(connection, dialect)
+    elif database is not None:
+        session = open_duckdb(database)
+    else:
+        raise ConsentGateError("no database: pass a DuckDB file path or a connection")
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def record_failure(session: Session, record: lineage.RunRecord, exc: BaseException) -> None:
+    """Record a failed run. Never raises: recording must not hide the original error."""
+    session.rollback()
+    try:
+        with session.transaction() as s:
+            lineage.ensure_tables(s)
+            p = s.dialect.param
+            exists = s.all(f"SELECT 1 FROM {lineage.RUNS} WHERE run_id = {p}", [record.run_id])
+            if exists:
+                lineage.finish_run(s, record.run_id, status="failed", finished_at=utcnow(), error=one_line(exc))
+            else:
+                lineage.write_run(
+                    s, replace(record, status="failed", finished_at=utcnow(), error=one_line(exc))
+                )
+    except Exception as inner:  # noqa: BLE001
+        log.warning("could not record the failed run %s: %s", record.run_id, one_line(inner))
+
+
+def _bare_record(run_id: str, consent_table: str, as_of: Any, context: RunContext) -> lineage.RunRecord:
+    as_of_dt = as_of if isinstance(as_of, datetime) else None
+    return lineage.RunRecord(
+        run_id=run_id,
+        started_at=utcnow(),
+        as_of=as_of_dt,
+        consent_table=consent_table,
+        trigger=context.trigger,
+        dag_id=context.dag_id,
+        task_id=context.task_id,
+        airflow_run_id=context.airflow_run_id,
+        dbt_invocation_id=context.dbt_invocation_id,
+        package_version=package_version(),
+    )
+
+
+# -- public API ----------------------------------------------------------------------------------
+
+
+def enforce(
+    database: str | Path | None = None,
+    *,
+    source: str,
+    target: str,
+    subject_column: str,
+    purpose: str,
+    consent_table: str = "consent_events",
+    columns: ConsentColumns | None = None,
+    as_of: str | datetime | None = None,
+    run_id: str | None = None,
+    normalize: str | None = None,
+    dataset: str | None = None,
+    connection: Any = None,
+    dialect: str | Dialect | None = None,
+    context: RunContext | None = None,
+) -> DatasetResult:
+    """Replace `target` by the rows of `source` whose subject is consented for `purpose` as of `as_of`.
+
+    Pass a DuckDB file path as `database`, or an open DB-API `connection` (DuckDB or PostgreSQL).
+    Records the run in consentgate_runs / consentgate_lineage; a failure is recorded too and re-raised.
+    """
+    ds = Dataset(
+        name=dataset or str(target),
+        source=source,
+        target=target,
+        subject_column=subject_column,
+        purpose=purpose,
+        normalize=normalize,
+    )
+    policy = Policy(consent_table, columns or ConsentColumns(), (), (ds,))
+    result = run_policy(
+        policy,
+        database,
+        as_of=as_of,
+        run_id=run_id,
+        connection=connection,
+        dialect=dialect,
+        context=context,
+        raise_on_error=True,
+    )
+    return result.datasets[0]
+
+
+def run_policy(
+    policy: Policy,
+    database: str | Path | None = None,
+    *,
+    as_of: str | datetime | None = None,
+    run_id: str | None = None,
+    connection: Any = None,
+    dialect: str | Dialect | None = None,
+    context: RunContext | None = None,
+    datasets: Sequence[str] | None = None,
+    raise_on_error: bool = False,
+) -> RunResult:
+    """Enforce every dataset of a policy (or the named ones) under one run_id and one consent snapshot.
+
+    Each dataset is replaced in its own transaction, so one bad dataset leaves its own target as it
+    was without holding back the others. The run is recorded as failed if any dataset failed.
+    """
+    ctx = context or RunContext()
+    rid = run_id or new_run_id()
+    chosen = [policy.dataset(n) for n in datasets] if datasets else list(policy.datasets)
+    with _session(database, connection, dialect) as session:
+        record = _bare_record(rid, policy.consent_table, as_of, ctx)
+        try:
+            if normalize_errors := [d.name for d in chosen if d.normalize not in (None, *semantics.NORMALIZATIONS)]:
+                raise ConsentGateError(
+                    f"dataset {normalize_errors[0]}: unknown normalisation (allowed: lower or none)"
+                )
+            for d in chosen:  # every name is checked before any SQL runs
+                TableName.parse(d.source, "source table")
+                TableName.parse(d.target, "target table")
+                column(d.subject_column, "subject column")
+            as_of_dt = parse_as_of(as_of)
+            record.as_of = as_of_dt
+            enforcer = Enforcer(
+                session,
+                consent_table=policy.consent_table,
+                columns=policy.columns,
+                as_of=as_of_dt,
+                run_id=rid,
+                context=ctx,
+            )
+            with session.transaction() as s:
+                lineage.ensure_tables(s)
+            with session.transaction():
+                snap = enforcer.take_snapshot()
+            enforcer.start_run(record.started_at or utcnow())
+        except Exception as exc:
+            record_failure(session, record, exc)
+            raise
+        results: list[DatasetResult] = []
+        errors: dict[str, str] = {}
+        for d in chosen:
+            try:
+                results.append(enforcer.enforce(d))
+            except Exception as exc:
+                session.rollback()
+                errors[d.name] = one_line(exc)
+                log.error("%s: %s", d.name, errors[d.name])
+                if raise_on_error:
+                    record_failure(session, record, exc)
+                    raise
+        with session.transaction() as s:
+            lineage.finish_run(
+                s,
+                rid,
+                status="failed" if errors else "success",
+                finished_at=utcnow(),
+                error="; ".join(f"{k}: {v}" for k, v in errors.items()) or None,
+            )
+        return RunResult(rid, as_of_dt, snap.fingerprint, snap.events_counted, results, errors)

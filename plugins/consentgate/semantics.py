@@ -1,0 +1,144 @@
+"""The decision rule of docs/semantics.md, as SQL. Its only home in Python.
+
+Each counted event gets a severity (0 withdrawn, 1 denied, 2 invalid, 3 expired grant, 4 valid grant)
+and an integer code `(epoch_us(event_ts) + offset) * 8 + (4 - severity)`. The deciding event of a key
+is the one with the largest code: the latest event_ts, and on a tie the most restrictive severity.
+So "who decides" is one aggregate, `max(code)`, with no window function and no unspecified tie order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from consentgate.dialects import EPOCH_OFFSET_US, Dialect
+from consentgate.names import quote
+
+REASONS = ("null_subject", "no_consent", "denied", "withdrawn", "expired", "invalid")
+NORMALIZATIONS = ("lower",)
+STATUSES = ("granted", "denied", "withdrawn")
+VALID_GRANT = 4
+# Severity of a deciding event -> exclusion reason (4, a valid grant, keeps the row).
+SEVERITY_REASON = {0: "withdrawn", 1: "denied", 2: "invalid", 3: "expired"}
+
+SNAPSHOT = "_consentgate_snapshot"
+DECIDED = "_consentgate_decided"
+
+
+@dataclass(frozen=True)
+class ConsentColumns:
+    """Column names of the consent log. An optional column mapped to None is absent (always null).
+
+    :param subject_id: who chose (any type; compared as trimmed text)
+    :param purpose: what for (text)
+    :param status: granted | denied | withdrawn (text)
+    :param event_ts: when the person chose (timestamp)
+    :param recorded_at: when the system learned it (timestamp; null means event_ts)
+    :param expires_at: a grant is not valid at or after it (timestamp)
+    :param source: where the choice came from (optional, carried into evidence)
+    :param policy_version: which notice the person saw (optional, carried into evidence)
+    """
+
+    subject_id: str = "subject_id"
+    purpose: str = "purpose"
+    status: str = "status"
+    event_ts: str = "event_ts"
+    recorded_at: str | None = "recorded_at"
+    expires_at: str | None = "expires_at"
+    source: str | None = "source"
+    policy_version: str | None = "policy_version"
+
+    REQUIRED = ("subject_id", "purpose", "status", "event_ts")
+    TIMESTAMPS = ("event_ts", "recorded_at", "expires_at")
+    TEXTS = ("purpose", "status")
+
+    def mapping(self) -> dict[str, str | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def text_key(d: Dialect, expr: str, normalize: str | None) -> str:
+    """A subject key as compared by the rule: trimmed text, lower-cased with `normalize='lower'`."""
+    key = f"trim(CAST({expr} AS {d.text_type}))"
+    return f"lower({key})" if normalize == "lower" else key
+
+
+def snapshot_select(d: Dialect, consent_sql: str, cols: ConsentColumns, types: dict[str, str]) -> str:
+    """Every event that counts at T (rules 1-3), with its key, purpose, code and fingerprint hash.
+
+    One parameter: T (naive UTC timestamp). `types` maps each present logical column to its SQL type.
+    """
+
+    def col(logical: str) -> str:
+        name = getattr(cols, logical)
+        if name is None:
+            return "CAST(NULL AS TIMESTAMP)"
+        ref = f"c.{quote(name)}"
+        return d.utc_timestamp(ref, types[logical]) if logical in ConsentColumns.TIMESTAMPS else ref
+
+    subject, purpose, status = col("subject_id"), col("purpose"), col("status")
+    event_ts, recorded_at, expires_at = col("event_ts"), col("recorded_at"), col("expires_at")
+    severity = (
+        f"CASE lower(trim({status})) WHEN 'withdrawn' THEN 0 WHEN 'denied' THEN 1 "
+        f"WHEN 'granted' THEN CASE WHEN {expires_at} <= p.t THEN 3 ELSE 4 END ELSE 2 END"
+    )
+    fingerprint_text = " || '|' || ".join(
+        f"coalesce(CAST({c} AS {d.text_type}), '\\N')"
+        for c in (subject, purpose, status, event_ts, recorded_at, expires_at)
+    )
+    return (
+        f"WITH p AS (SELECT CAST({d.param} AS TIMESTAMP) AS t) "
+        f"SELECT {text_key(d, subject, None)} AS subject_key, "
+        f"lower(trim({purpose})) AS purpose, "
+        f"({d.epoch_us(event_ts)} + {EPOCH_OFFSET_US}) * 8 + (4 - {severity}) AS code, "
+        f"{d.hash64(fingerprint_text)} AS h "
+        f"FROM {consent_sql} AS c CROSS JOIN p "
+        f"WHERE {subject} IS NOT NULL AND {text_key(d, subject, None)} <> '' "
+        f"AND {purpose} IS NOT NULL AND {event_ts} IS NOT NULL "
+        f"AND {event_ts} <= p.t AND coalesce({recorded_at}, {event_ts}) <= p.t"
+    )
+
+
+def fingerprint_select(d: Dialect) -> str:
+    """(fingerprint as a number in [0, 2^64), events counted) over the snapshot."""
+    return (
+        f"SELECT CAST(mod(coalesce(sum(CAST(h AS DECIMAL(38,0))), 0), 18446744073709551616) AS {d.text_type}), "
+        f"count(*) FROM {SNAPSHOT}"
+    )
+
+
+def decided_select(d: Dialect, normalize: str | None) -> str:
+    """Per subject key: the severity of the deciding event for one purpose (one parameter: the purpose)."""
+    key = "lower(subject_key)" if normalize == "lower" else "subject_key"
+    return (
+        f"SELECT {key} AS subject_key, 4 - mod(max(code), 8) AS severity "
+        f"FROM {SNAPSHOT} WHERE purpose = lower(trim({d.param})) GROUP BY {key}"
+    )
+
+
+def consented_select(d: Dialect, source_sql: str, subject_column: str, normalize: str | None) -> str:
+    """The source's rows whose subject is consented, all columns unchanged."""
+    key = text_key(d, f"s.{quote(subject_column)}", normalize)
+    return (
+        f"SELECT s.* FROM {source_sql} AS s "
+        f"WHERE {key} IN (SELECT subject_key FROM {DECIDED} WHERE severity = {VALID_GRANT})"
+    )
+
+
+def counts_select(d: Dialect, source_sql: str, subject_column: str, normalize: str | None) -> str:
+    """rows_in, rows_out and one count per exclusion reason (in REASONS order) for a table."""
+    key = text_key(d, f"s.{quote(subject_column)}", normalize)
+    by_severity = {reason: sev for sev, reason in SEVERITY_REASON.items()}
+    reason_counts = []
+    for reason in REASONS:
+        if reason == "null_subject":
+            cond = "k.k IS NULL OR k.k = ''"
+        elif reason == "no_consent":
+            cond = "k.k <> '' AND dd.severity IS NULL"
+        else:
+            cond = f"dd.severity = {by_severity[reason]}"
+        reason_counts.append(f"count(*) FILTER (WHERE {cond})")
+    return (
+        f"SELECT count(*), count(*) FILTER (WHERE dd.severity = {VALID_GRANT}), "
+        + ", ".join(reason_counts)
+        + f" FROM (SELECT {key} AS k FROM {source_sql} AS s) AS k "
+        f"LEFT JOIN {DECIDED} AS dd ON dd.subject_key = k.k"
+    )

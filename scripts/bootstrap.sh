@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create (or refresh) the project's virtualenv in .venv with everything the job and the tests need.
+# Idempotent: re-installs only when pyproject.toml changed. Source it or run it.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "consentgate: creating $VENV" >&2
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+fi
+STAMP="$VENV/.consentgate-installed"
+WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+  echo "consentgate: installing dependencies into $VENV (first time: about 2 minutes)" >&2
+  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]"
+  echo "$WANT" > "$STAMP"
+fi
