@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import consentgate
 import duckdb
 import pytest
 from cases_loader import Case, create_tables, load_cases
 from reference import REASONS
 from reference import enforce as reference_enforce
-
-import consentgate
 
 CASES = load_cases()
 

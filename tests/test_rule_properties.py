@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import consentgate
 import duckdb
 from cases_loader import create_tables
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import Event
 from reference import enforce as reference_enforce
-
-import consentgate
 
 T = datetime(2026, 6, 1, 2, 0, 0)
 # A handful of instants around T, so ties, "at T" and "after T" happen often.

@@ -25,11 +25,12 @@ class Dialect:
             return f"epoch_us({expr})"
         return f"(extract(epoch from {expr}) * 1000000)::bigint"
 
-    def hash64(self, expr: str) -> str:
-        """A 64-bit hash of a text expression, as a non-negative integer-valued expression."""
+    def row_hash(self, exprs: list[str]) -> str:
+        """A 64-bit hash of a tuple of values (nulls included), as a non-negative integer expression."""
         if self.name == "duckdb":
-            return f"hash({expr})"
-        return f"(hashtextextended({expr}, 0)::numeric + 9223372036854775808)"
+            return f"hash({', '.join(exprs)})"
+        text = " || '|' || ".join(f"coalesce(CAST({e} AS {self.text_type}), '\\N')" for e in exprs)
+        return f"(hashtextextended({text}, 0)::numeric + 9223372036854775808)"
 
     def utc_timestamp(self, expr: str, data_type: str) -> str:
         """A naive-UTC timestamp expression for a column of the given (information_schema) type."""

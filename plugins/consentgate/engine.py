@@ -534,10 +534,10 @@ def run_policy(
             except Exception as exc:
                 session.rollback()
                 errors[d.name] = one_line(exc)
-                log.error("%s: %s", d.name, errors[d.name])
                 if raise_on_error:
                     record_failure(session, record, exc)
                     raise
+                log.error("%s: %s", d.name, errors[d.name])
         with session.transaction() as s:
             lineage.finish_run(
                 s,

@@ -106,83 +106,94 @@ def load(path: str | Path) -> Policy:
     return parse(data, source=str(p))
 
 
-def parse(data: Any, source: str = "policy") -> Policy:
-    def fail(field: str, problem: str) -> PolicyError:
-        return PolicyError(f"{source}: {field}: {problem}")
+class _Reader:
+    """Validates one policy document; every error names the source and the field."""
 
-    def mapping(value: Any, field: str, allowed: set[str], required: set[str]) -> dict[str, Any]:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, field: str, problem: str) -> PolicyError:
+        return PolicyError(f"{self.source}: {field}: {problem}")
+
+    def mapping(self, value: Any, field: str, allowed: set[str], required: set[str]) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise fail(field, f"expected a mapping, got {type(value).__name__}")
+            raise self.fail(field, f"expected a mapping, got {type(value).__name__}")
         unknown = sorted(set(value) - allowed)
         if unknown:
-            raise fail(f"{field}.{unknown[0]}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
+            raise self.fail(f"{field}.{unknown[0]}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
         for key in sorted(required):
             if value.get(key) in (None, ""):
-                raise fail(f"{field}.{key}", "required")
+                raise self.fail(f"{field}.{key}", "required")
         return value
 
-    def text(value: Any, field: str) -> str:
+    def text(self, value: Any, field: str) -> str:
         if not isinstance(value, str) or not value.strip():
-            raise fail(field, f"expected non-empty text, got {value!r}")
+            raise self.fail(field, f"expected non-empty text, got {value!r}")
         return value.strip()
 
-    def checked(fn: Any, value: Any, field: str) -> Any:
+    def name(self, fn: Any, value: Any, field: str) -> Any:
         try:
             return fn(value)
         except InvalidIdentifierError as exc:
-            raise fail(field, str(exc)) from None
+            raise self.fail(field, str(exc)) from None
 
-    top = mapping(data, "policy", {"version", "consent", "purposes", "datasets"}, {"purposes", "datasets"})
-    consent = mapping(top.get("consent") or {}, "consent", {"table", "columns"}, set())
-    table = text(consent.get("table", "consent_events"), "consent.table")
-    checked(TableName.parse, table, "consent.table")
-    col_names = {f.name for f in fields(ConsentColumns)}
-    raw_cols = mapping(consent.get("columns") or {}, "consent.columns", col_names, set())
-    for key, value in raw_cols.items():
-        if value is None and key in ConsentColumns.REQUIRED:
-            raise fail(f"consent.columns.{key}", "required column cannot be mapped to null")
-        if value is not None:
-            checked(column, value, f"consent.columns.{key}")
-    columns = ConsentColumns(**raw_cols)
+    def items(self, value: Any, field: str) -> list[Any]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(field, "expected a non-empty list")
+        return value
 
-    if not isinstance(top["purposes"], list) or not top["purposes"]:
-        raise fail("purposes", "expected a non-empty list")
-    purposes: list[Purpose] = []
-    for i, raw in enumerate(top["purposes"]):
-        f = f"purposes[{i}]"
-        item = mapping(raw, f, {"name", "description"}, {"name", "description"})
-        purposes.append(Purpose(text(item["name"], f"{f}.name"), text(item["description"], f"{f}.description")))
-    names = [p.name.lower() for p in purposes]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise fail("purposes", f"purpose {dupes[0]!r} is declared twice")
-
-    if not isinstance(top["datasets"], list) or not top["datasets"]:
-        raise fail("datasets", "expected a non-empty list")
-    datasets: list[Dataset] = []
-    allowed = {"name", "source", "target", "subject_column", "purpose", "normalize"}
-    for i, raw in enumerate(top["datasets"]):
-        f = f"datasets[{i}]"
-        item = mapping(raw, f, allowed, allowed - {"normalize"})
-        ds = Dataset(
-            name=text(item["name"], f"{f}.name"),
-            source=text(item["source"], f"{f}.source"),
-            target=text(item["target"], f"{f}.target"),
-            subject_column=text(item["subject_column"], f"{f}.subject_column"),
-            purpose=text(item["purpose"], f"{f}.purpose"),
-            normalize=item.get("normalize"),
-        )
-        checked(TableName.parse, ds.source, f"{f}.source")
-        checked(TableName.parse, ds.target, f"{f}.target")
-        checked(column, ds.subject_column, f"{f}.subject_column")
-        if ds.normalize is not None and ds.normalize not in NORMALIZATIONS:
-            raise fail(f"{f}.normalize", f"unknown normalisation {ds.normalize!r} (allowed: lower or null)")
-        if ds.purpose.lower() not in names:
-            raise fail(f"{f}.purpose", f"purpose {ds.purpose!r} is not declared under purposes")
-        datasets.append(ds)
-    for attr in ("name", "target"):
-        values = [getattr(d, attr).lower() for d in datasets]
-        dupes = sorted({v for v in values if values.count(v) > 1})
+    def unique(self, values: list[str], field: str, what: str) -> None:
+        lowered = [v.lower() for v in values]
+        dupes = sorted({v for v in lowered if lowered.count(v) > 1})
         if dupes:
-            raise fail("datasets", f"two datasets have the same {attr} {dupes[0]!r}")
+            raise self.fail(field, f"{what} {dupes[0]!r}")
+
+    def consent(self, raw: Any) -> tuple[str, ConsentColumns]:
+        consent = self.mapping(raw or {}, "consent", {"table", "columns"}, set())
+        table = self.text(consent.get("table", "consent_events"), "consent.table")
+        self.name(TableName.parse, table, "consent.table")
+        allowed = {f.name for f in fields(ConsentColumns)}
+        cols = self.mapping(consent.get("columns") or {}, "consent.columns", allowed, set())
+        for key, value in cols.items():
+            if value is None and key in ConsentColumns.REQUIRED:
+                raise self.fail(f"consent.columns.{key}", "required column cannot be mapped to null")
+            if value is not None:
+                self.name(column, value, f"consent.columns.{key}")
+        return table, ConsentColumns(**cols)
+
+    def purposes(self, raw: Any) -> list[Purpose]:
+        out = []
+        for i, item in enumerate(self.items(raw, "purposes")):
+            f = f"purposes[{i}]"
+            item = self.mapping(item, f, {"name", "description"}, {"name", "description"})
+            out.append(Purpose(self.text(item["name"], f"{f}.name"), self.text(item["description"], f"{f}.description")))
+        self.unique([p.name for p in out], "purposes", "purpose declared twice:")
+        return out
+
+    def dataset(self, raw: Any, i: int, purposes: set[str]) -> Dataset:
+        f = f"datasets[{i}]"
+        allowed = {"name", "source", "target", "subject_column", "purpose", "normalize"}
+        item = self.mapping(raw, f, allowed, allowed - {"normalize"})
+        ds = Dataset(**{k: self.text(item[k], f"{f}.{k}") for k in sorted(allowed - {"normalize"})},
+                     normalize=item.get("normalize"))
+        self.name(TableName.parse, ds.source, f"{f}.source")
+        self.name(TableName.parse, ds.target, f"{f}.target")
+        self.name(column, ds.subject_column, f"{f}.subject_column")
+        if ds.normalize is not None and ds.normalize not in NORMALIZATIONS:
+            raise self.fail(f"{f}.normalize", f"unknown normalisation {ds.normalize!r} (allowed: lower or null)")
+        if ds.purpose.lower() not in purposes:
+            raise self.fail(f"{f}.purpose", f"purpose {ds.purpose!r} is not declared under purposes")
+        return ds
+
+
+def parse(data: Any, source: str = "policy") -> Policy:
+    """Validate a policy document (already parsed from YAML)."""
+    r = _Reader(source)
+    top = r.mapping(data, "policy", {"version", "consent", "purposes", "datasets"}, {"purposes", "datasets"})
+    table, columns = r.consent(top.get("consent"))
+    purposes = r.purposes(top["purposes"])
+    declared = {p.name.lower() for p in purposes}
+    datasets = [r.dataset(item, i, declared) for i, item in enumerate(r.items(top["datasets"], "datasets"))]
+    r.unique([d.name for d in datasets], "datasets", "two datasets have the same name")
+    r.unique([d.target for d in datasets], "datasets", "two datasets have the same target")
     return Policy(table, columns, tuple(purposes), tuple(datasets), path=source)

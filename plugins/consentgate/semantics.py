@@ -80,16 +80,12 @@ def snapshot_select(d: Dialect, consent_sql: str, cols: ConsentColumns, types: d
         f"CASE lower(trim({status})) WHEN 'withdrawn' THEN 0 WHEN 'denied' THEN 1 "
         f"WHEN 'granted' THEN CASE WHEN {expires_at} <= p.t THEN 3 ELSE 4 END ELSE 2 END"
     )
-    fingerprint_text = " || '|' || ".join(
-        f"coalesce(CAST({c} AS {d.text_type}), '\\N')"
-        for c in (subject, purpose, status, event_ts, recorded_at, expires_at)
-    )
     return (
         f"WITH p AS (SELECT CAST({d.param} AS TIMESTAMP) AS t) "
         f"SELECT {text_key(d, subject, None)} AS subject_key, "
         f"lower(trim({purpose})) AS purpose, "
         f"({d.epoch_us(event_ts)} + {EPOCH_OFFSET_US}) * 8 + (4 - {severity}) AS code, "
-        f"{d.hash64(fingerprint_text)} AS h "
+        f"{d.row_hash([subject, purpose, status, event_ts, recorded_at, expires_at])} AS h "
         f"FROM {consent_sql} AS c CROSS JOIN p "
         f"WHERE {subject} IS NOT NULL AND {text_key(d, subject, None)} <> '' "
         f"AND {purpose} IS NOT NULL AND {event_ts} IS NOT NULL "
