@@ -78,7 +78,9 @@ WHERE trim(s.customer_key) IN (SELECT k FROM latest WHERE code % 8 = 0)
 def _connect(path: str, memory_limit: str | None):
     import duckdb
 
-    config = {"memory_limit": memory_limit} if memory_limit else {}
+    config: dict[str, object] = {"enable_progress_bar": False}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
     return duckdb.connect(path, config=config)
 
 

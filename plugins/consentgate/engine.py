@@ -263,16 +263,27 @@ class Enforcer:
         if key[1] in lineage.EVIDENCE_TABLES:
             raise TargetError(f"target {str(target)!r} is a consentgate evidence table; choose another target")
 
+    def _key_table(self, table: TableName, subject_column: str, normalize: str | None) -> None:
+        s = self.session
+        s.run(f"DROP TABLE IF EXISTS {semantics.KEYS}")
+        s.run(
+            f"CREATE TEMP TABLE {semantics.KEYS} AS "
+            + semantics.keys_select(self.d, table.sql(), subject_column, normalize)
+        )
+
+    def _counted(self) -> tuple[int, int, dict[str, int]]:
+        rows_in, rows_out, *by_reason = (int(v) for v in self.session.one(semantics.counts_select()))
+        return rows_in, rows_out, dict(zip(REASONS, by_reason, strict=True))
+
     def counts(
         self, table: TableName, subject_column: str, purpose: str, normalize: str | None
     ) -> tuple[int, int, dict[str, int]]:
-        """(rows_in, rows_out, excluded by reason) of a table against the snapshot. Writes nothing."""
+        """(rows_in, rows_out, excluded by reason) of a table against the snapshot. Writes no table."""
         self._require_snapshot()
         col = self._resolve_source(table, subject_column)
         self._decide(purpose, normalize)
-        row = self.session.one(semantics.counts_select(self.d, table.sql(), col, normalize))
-        rows_in, rows_out, *by_reason = (int(v) for v in row)
-        return rows_in, rows_out, dict(zip(REASONS, by_reason, strict=True))
+        self._key_table(table, col, normalize)
+        return self._counted()
 
     def _require_snapshot(self) -> Snapshot:
         if self.snapshot is None:
@@ -297,11 +308,10 @@ class Enforcer:
                 log.warning("%s: every row of %s is excluded", msg, ds.name)
             if target.schema:
                 s.run(f"CREATE SCHEMA IF NOT EXISTS {target.sql().split('.')[0]}")
-            for stmt in self.d.replace_table(
-                target.sql(), semantics.consented_select(self.d, source.sql(), col, ds.normalize)
-            ):
+            self._key_table(source, col, ds.normalize)
+            for stmt in self.d.replace_table(target.sql(), semantics.consented_select(source.sql(), col)):
                 s.run(stmt)
-            rows_in, rows_out, excluded = self.counts(source, col, ds.purpose, ds.normalize)
+            rows_in, rows_out, excluded = self._counted()
             written = int(s.one(f"SELECT count(*) FROM {target.sql()}")[0])
             if written != rows_out or rows_in != rows_out + sum(excluded.values()):
                 raise ConsistencyError(

@@ -22,6 +22,7 @@ SEVERITY_REASON = {0: "withdrawn", 1: "denied", 2: "invalid", 3: "expired"}
 
 SNAPSHOT = "_consentgate_snapshot"
 DECIDED = "_consentgate_decided"
+KEYS = "_consentgate_keys"
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,11 @@ def text_key(d: Dialect, expr: str, normalize: str | None) -> str:
 
 
 def snapshot_select(d: Dialect, consent_sql: str, cols: ConsentColumns, types: dict[str, str]) -> str:
-    """Every event that counts at T (rules 1-3), with its key, purpose, code and fingerprint hash.
+    """The consent log as of T, aggregated per (subject key, purpose): one read of the log.
 
+    Columns: subject_key (trimmed text), purpose (lower-cased, trimmed), code (of the deciding event:
+    `max` is associative, so a coarser key such as lower(subject_key) can be decided from these rows),
+    h (sum of the events' fingerprint hashes) and n (events counted). Rules 1-3 are applied here.
     One parameter: T (naive UTC timestamp). `types` maps each present logical column to its SQL type.
     """
 
@@ -80,61 +84,63 @@ def snapshot_select(d: Dialect, consent_sql: str, cols: ConsentColumns, types: d
         f"CASE lower(trim({status})) WHEN 'withdrawn' THEN 0 WHEN 'denied' THEN 1 "
         f"WHEN 'granted' THEN CASE WHEN {expires_at} <= p.t THEN 3 ELSE 4 END ELSE 2 END"
     )
+    key = text_key(d, subject, None)
     return (
         f"WITH p AS (SELECT CAST({d.param} AS TIMESTAMP) AS t) "
-        f"SELECT {text_key(d, subject, None)} AS subject_key, "
-        f"lower(trim({purpose})) AS purpose, "
-        f"({d.epoch_us(event_ts)} + {EPOCH_OFFSET_US}) * 8 + (4 - {severity}) AS code, "
-        f"{d.row_hash([subject, purpose, status, event_ts, recorded_at, expires_at])} AS h "
+        f"SELECT {key} AS subject_key, lower(trim({purpose})) AS purpose, "
+        f"max(({d.epoch_us(event_ts)} + {EPOCH_OFFSET_US}) * 8 + (4 - {severity})) AS code, "
+        f"sum({d.row_hash([subject, purpose, status, event_ts, recorded_at, expires_at])}) AS h, "
+        f"count(*) AS n "
         f"FROM {consent_sql} AS c CROSS JOIN p "
-        f"WHERE {subject} IS NOT NULL AND {text_key(d, subject, None)} <> '' "
+        f"WHERE {subject} IS NOT NULL AND {key} <> '' "
         f"AND {purpose} IS NOT NULL AND {event_ts} IS NOT NULL "
-        f"AND {event_ts} <= p.t AND coalesce({recorded_at}, {event_ts}) <= p.t"
+        f"AND {event_ts} <= p.t AND coalesce({recorded_at}, {event_ts}) <= p.t "
+        f"GROUP BY 1, 2"
     )
 
 
 def fingerprint_select(d: Dialect) -> str:
     """(fingerprint as a number in [0, 2^64), events counted) over the snapshot."""
-    return (
-        f"SELECT CAST(mod(coalesce(sum(CAST(h AS DECIMAL(38,0))), 0), 18446744073709551616) AS {d.text_type}), "
-        f"count(*) FROM {SNAPSHOT}"
-    )
+    total = "coalesce(sum(CAST(h AS DECIMAL(38,0))), 0)"
+    return f"SELECT CAST(mod({total}, 18446744073709551616) AS {d.text_type}), coalesce(sum(n), 0) FROM {SNAPSHOT}"
 
 
 def decided_select(d: Dialect, normalize: str | None) -> str:
     """Per subject key: the severity of the deciding event for one purpose (one parameter: the purpose)."""
-    key = "lower(subject_key)" if normalize == "lower" else "subject_key"
+    where = f"FROM {SNAPSHOT} WHERE purpose = lower(trim({d.param}))"
+    if normalize == "lower":
+        return f"SELECT lower(subject_key) AS subject_key, 4 - mod(max(code), 8) AS severity {where} GROUP BY 1"
+    return f"SELECT subject_key, 4 - mod(code, 8) AS severity {where}"
+
+
+def keys_select(d: Dialect, source_sql: str, subject_column: str, normalize: str | None) -> str:
+    """Each distinct subject value of a table, its row count and the severity deciding for it.
+
+    The rule is decided once per distinct value; rows follow their value. Null severity: no consent.
+    """
+    col = quote(subject_column)
     return (
-        f"SELECT {key} AS subject_key, 4 - mod(max(code), 8) AS severity "
-        f"FROM {SNAPSHOT} WHERE purpose = lower(trim({d.param})) GROUP BY {key}"
+        f"SELECT k.raw, k.n, {text_key(d, 'k.raw', normalize)} AS subject_key, dd.severity "
+        f"FROM (SELECT s.{col} AS raw, count(*) AS n FROM {source_sql} AS s GROUP BY s.{col}) AS k "
+        f"LEFT JOIN {DECIDED} AS dd ON dd.subject_key = {text_key(d, 'k.raw', normalize)}"
     )
 
 
-def consented_select(d: Dialect, source_sql: str, subject_column: str, normalize: str | None) -> str:
-    """The source's rows whose subject is consented, all columns unchanged."""
-    key = text_key(d, f"s.{quote(subject_column)}", normalize)
-    return (
-        f"SELECT s.* FROM {source_sql} AS s "
-        f"WHERE {key} IN (SELECT subject_key FROM {DECIDED} WHERE severity = {VALID_GRANT})"
-    )
+def consented_select(source_sql: str, subject_column: str) -> str:
+    """The source's rows whose subject value is consented (per KEYS), all columns unchanged."""
+    col = quote(subject_column)
+    return f"SELECT s.* FROM {source_sql} AS s WHERE s.{col} IN (SELECT raw FROM {KEYS} WHERE severity = {VALID_GRANT})"
 
 
-def counts_select(d: Dialect, source_sql: str, subject_column: str, normalize: str | None) -> str:
-    """rows_in, rows_out and one count per exclusion reason (in REASONS order) for a table."""
-    key = text_key(d, f"s.{quote(subject_column)}", normalize)
+def counts_select() -> str:
+    """rows_in, rows_out and one count per exclusion reason (in REASONS order), from KEYS."""
     by_severity = {reason: sev for sev, reason in SEVERITY_REASON.items()}
-    reason_counts = []
+    conditions = {
+        "null_subject": "subject_key IS NULL OR subject_key = ''",
+        "no_consent": "subject_key <> '' AND severity IS NULL",
+    }
+    parts = ["coalesce(sum(n), 0)", f"coalesce(sum(n) FILTER (WHERE severity = {VALID_GRANT}), 0)"]
     for reason in REASONS:
-        if reason == "null_subject":
-            cond = "k.k IS NULL OR k.k = ''"
-        elif reason == "no_consent":
-            cond = "k.k <> '' AND dd.severity IS NULL"
-        else:
-            cond = f"dd.severity = {by_severity[reason]}"
-        reason_counts.append(f"count(*) FILTER (WHERE {cond})")
-    return (
-        f"SELECT count(*), count(*) FILTER (WHERE dd.severity = {VALID_GRANT}), "
-        + ", ".join(reason_counts)
-        + f" FROM (SELECT {key} AS k FROM {source_sql} AS s) AS k "
-        f"LEFT JOIN {DECIDED} AS dd ON dd.subject_key = k.k"
-    )
+        cond = conditions.get(reason) or f"severity = {by_severity[reason]}"
+        parts.append(f"coalesce(sum(n) FILTER (WHERE {cond}), 0)")
+    return f"SELECT {', '.join(parts)} FROM {KEYS}"
