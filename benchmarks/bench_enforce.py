@@ -78,10 +78,10 @@ WHERE trim(s.customer_key) IN (SELECT k FROM latest WHERE code % 8 = 0)
 def _connect(path: str, memory_limit: str | None):
     import duckdb
 
-    config: dict[str, object] = {"enable_progress_bar": False}
-    if memory_limit:
-        config["memory_limit"] = memory_limit
-    return duckdb.connect(path, config=config)
+    config = {"memory_limit": memory_limit} if memory_limit else {}
+    con = duckdb.connect(path, config=config)
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def approach(name: str, path: str, memory_limit: str | None) -> dict:
