@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
-
 from consentgate import transparency
 from consentgate.db import open_duckdb
 from consentgate.engine import run_policy
@@ -36,12 +35,28 @@ POLICY = {
         {"name": "email_marketing", "description": "Offers by e-mail."},
     ],
     "datasets": [
-        {"name": "web_events", "source": "raw.web_events", "target": "consented.web_events",
-         "subject_column": "customer_id", "purpose": "ad_targeting"},
-        {"name": "purchases", "source": "raw.purchases", "target": "consented.purchases",
-         "subject_column": "customer_id", "purpose": "ad_targeting"},
-        {"name": "email_engagement", "source": "raw.email_engagement", "target": "consented.email_engagement",
-         "subject_column": "email", "purpose": "email_marketing", "normalize": "lower"},
+        {
+            "name": "web_events",
+            "source": "raw.web_events",
+            "target": "consented.web_events",
+            "subject_column": "customer_id",
+            "purpose": "ad_targeting",
+        },
+        {
+            "name": "purchases",
+            "source": "raw.purchases",
+            "target": "consented.purchases",
+            "subject_column": "customer_id",
+            "purpose": "ad_targeting",
+        },
+        {
+            "name": "email_engagement",
+            "source": "raw.email_engagement",
+            "target": "consented.email_engagement",
+            "subject_column": "email",
+            "purpose": "email_marketing",
+            "normalize": "lower",
+        },
     ],
 }
 
@@ -115,7 +130,9 @@ def time_cli(path: Path, subject: str, policy_path: Path) -> float:
     t0 = time.perf_counter()
     out = subprocess.run(
         [str(exe), "subject", subject, "--database", str(path), "--policy", str(policy_path), "--json"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     elapsed = time.perf_counter() - t0
     json.loads(out)

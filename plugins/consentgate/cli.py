@@ -95,14 +95,19 @@ def run(
     as_json: Json = False,
 ) -> None:
     """Enforce every dataset of a policy file under one run id (the nightly job without Airflow)."""
-    from consentgate.engine import run_policy
+    from consentgate.engine import new_run_id, run_policy, utcnow
+    from consentgate.openlineage_events import emit_failed_run, emit_run
     from consentgate.policy import load
 
     _setup_logging(quiet=as_json)
+    rid, started, loaded = run_id or new_run_id(), utcnow(), None
     try:
-        result = run_policy(load(policy), database, as_of=as_of, run_id=run_id)
+        loaded = load(policy)
+        result = run_policy(loaded, database, as_of=as_of, run_id=rid)
     except Exception as exc:  # noqa: BLE001
+        emit_failed_run(rid, exc, policy=loaded, database=database)
         fail(exc)
+    emit_run(result, policy=loaded, database=database, started_at=started)
     if as_json:
         emit_json(result.summary())
     else:

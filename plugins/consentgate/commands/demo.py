@@ -43,6 +43,10 @@ def demo(
                 demo_data.build(
                     session, subjects, progress=lambda label: bar.update(task, description=f"building {label}")
                 )
+                from consentgate import transparency
+
+                # The report of one person (`consentgate subject`) needs this index to stay under a second.
+                transparency.create_subject_index(session, transparency.consent_source(session, policy))
                 counts = {
                     t: session.one(f"SELECT count(*) FROM {t}")[0]
                     for t in ("raw.customers", "raw.web_events", "raw.email_engagement", "raw.purchases",

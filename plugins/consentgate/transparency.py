@@ -1,0 +1,761 @@
+"""Transparency: what consentgate decided for one person, what each purpose means, whether a run holds up.
+
+Everything here reads; nothing writes a table (session-private temp tables only), so it runs on a
+read-only connection. Decisions come from the rule's one SQL home (`consentgate.semantics`): the
+subject report runs the snapshot/decided generators over the person's own events, and `verify`
+replays a run through `Enforcer.take_snapshot` and `Enforcer.counts`.
+
+Subject identifiers appear only in `subject_report`, which is asked for one person by name. Every
+other function returns counts, table names and timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from consentgate import lineage, semantics
+from consentgate.db import Session
+from consentgate.dialects import DUCKDB
+from consentgate.engine import Enforcer, utcnow
+from consentgate.errors import ConsentGateError, RunNotFoundError, one_line
+from consentgate.names import TableName, quote
+from consentgate.policy import Policy
+from consentgate.semantics import REASONS, SEVERITY_REASON, VALID_GRANT, ConsentColumns, text_key
+
+log = logging.getLogger("consentgate")
+
+SUBJECT_EVENTS = "_consentgate_subject_events"
+CONSENTED = "consented"
+
+
+class SubjectError(ConsentGateError, ValueError):
+    """The subject id asked for is blank (a blank key never matches any row)."""
+
+
+# -- the consent log ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsentSource:
+    """The consent log as it is in the database: its table, actual column names and their types."""
+
+    table: TableName
+    columns: ConsentColumns
+    types: dict[str, str]
+
+    def expr(self, session: Session, logical: str, alias: str = "c") -> str:
+        """A column as the rule reads it (timestamps as naive UTC); NULL for an absent optional column."""
+        name = getattr(self.columns, logical)
+        if name is None:
+            return (
+                "CAST(NULL AS TIMESTAMP)" if logical in ConsentColumns.TIMESTAMPS else "CAST(NULL AS VARCHAR)"
+            )
+        ref = f"{alias}.{quote(name)}"
+        if logical in ConsentColumns.TIMESTAMPS:
+            return session.dialect.utc_timestamp(ref, self.types[logical])
+        return ref
+
+    def known_at(self, session: Session, alias: str = "c") -> str:
+        """When an event starts to count (rule 1): the later of event_ts and recorded_at."""
+        ts, rec = self.expr(session, "event_ts", alias), self.expr(session, "recorded_at", alias)
+        return f"greatest({ts}, coalesce({rec}, {ts}))"
+
+    def well_formed(self, session: Session, alias: str = "c") -> str:
+        """Rule 2: a non-blank subject, a purpose and an event_ts."""
+        subject = self.expr(session, "subject_id", alias)
+        return (
+            f"{subject} IS NOT NULL AND {text_key(session.dialect, subject, None)} <> '' "
+            f"AND {self.expr(session, 'purpose', alias)} IS NOT NULL "
+            f"AND {self.expr(session, 'event_ts', alias)} IS NOT NULL"
+        )
+
+
+def consent_source(
+    session: Session, policy: Policy | None = None, consent_table: str | None = None
+) -> ConsentSource:
+    """Resolve the consent log: an explicit table, else the policy's, else the latest run's, else the default.
+
+    Columns are checked exactly as the engine checks them (a missing or mistyped column fails).
+    """
+    columns = policy.columns if policy else ConsentColumns()
+    table = consent_table or (policy.consent_table if policy else None) or _latest_consent_table(session)
+    enforcer = Enforcer(
+        session,
+        consent_table=table or "consent_events",
+        columns=columns,
+        as_of=utcnow(),
+        run_id="transparency",
+    )
+    cols, types = enforcer._consent_types()  # noqa: SLF001 - the engine's own column checks, reused
+    return ConsentSource(enforcer.consent, cols, types)
+
+
+def _latest_consent_table(session: Session) -> str | None:
+    if not lineage.has_tables(session):
+        return None
+    rows = session.all(
+        f"SELECT consent_table FROM {lineage.RUNS} WHERE consent_table IS NOT NULL "
+        "ORDER BY started_at DESC NULLS LAST, run_id DESC LIMIT 1"
+    )
+    return str(rows[0][0]) if rows else None
+
+
+# -- the subject index ----------------------------------------------------------------------------
+
+
+def subject_index_name(source: ConsentSource) -> str:
+    return f"{source.table.name}_consentgate_subject"
+
+
+def subject_lookup_expr(session: Session, source: ConsentSource, alias: str | None = None) -> str:
+    """The expression the subject report filters on, and the subject index is built on.
+
+    The rule's key, lower-cased: a superset of the person's events under either normalisation. The
+    report narrows it down again (exact key unless the purpose's datasets normalise to lower case).
+    """
+    col = quote(source.columns.subject_id)
+    return text_key(session.dialect, f"{alias}.{col}" if alias else col, "lower")
+
+
+def subject_index_exists(session: Session, source: ConsentSource) -> bool:
+    t = source.table.resolved(session.default_schema)
+    p = session.dialect.param
+    if session.dialect is DUCKDB:
+        sql = f"SELECT 1 FROM duckdb_indexes() WHERE schema_name = {p} AND table_name = {p} AND index_name = {p}"
+    else:
+        sql = f"SELECT 1 FROM pg_indexes WHERE schemaname = {p} AND tablename = {p} AND indexname = {p}"
+    return bool(session.all(sql, [t.schema, t.name, subject_index_name(source)]))
+
+
+def create_subject_index(session: Session, source: ConsentSource) -> bool:
+    """Create the subject index on the consent log (idempotent). True if it was created now."""
+    if subject_index_exists(session, source):
+        return False
+    with session.transaction() as s:
+        s.run(
+            f"CREATE INDEX {quote(subject_index_name(source))} ON {source.table.sql()} "
+            f"(({subject_lookup_expr(s, source)}))"
+        )
+    return True
+
+
+def drop_subject_index(session: Session, source: ConsentSource) -> bool:
+    """Drop the subject index if it exists. True if it was dropped."""
+    if not subject_index_exists(session, source):
+        return False
+    schema = source.table.resolved(session.default_schema).schema
+    with session.transaction() as s:
+        s.run(f"DROP INDEX {quote(str(schema))}.{quote(subject_index_name(source))}")
+    return True
+
+
+# -- decisions for one person ---------------------------------------------------------------------
+
+
+def state_of(severity: int | None) -> str:
+    """`consented`, or the exclusion reason a row of this person would get."""
+    if severity is None:
+        return "no_consent"
+    return CONSENTED if severity == VALID_GRANT else SEVERITY_REASON[int(severity)]
+
+
+def _decisions_sql(
+    session: Session, source_sql: str, source: ConsentSource, modes: list[tuple[str, str | None]]
+) -> str:
+    """One statement: the snapshot as of T over `source_sql`, then the deciding severity per mode.
+
+    Parameters: T, then (purpose, key) per mode. Built only from the rule's generators.
+    """
+    d = session.dialect
+    snapshot = semantics.snapshot_select(d, source_sql, source.columns, source.types)
+    parts = [
+        f"SELECT {i} AS i, (SELECT dd.severity FROM ({semantics.decided_select(d, normalize)}) AS dd "
+        f"WHERE dd.subject_key = {d.param}) AS severity"
+        for i, (_purpose, normalize) in enumerate(modes)
+    ]
+    return f"WITH {semantics.SNAPSHOT} AS ({snapshot}) " + " UNION ALL ".join(parts)
+
+
+def _decide_subject(
+    session: Session,
+    source: ConsentSource,
+    as_of: datetime,
+    modes: list[tuple[str, str | None]],
+    keys: dict[str | None, str],
+) -> dict[tuple[str, str | None], int | None]:
+    if not modes:
+        return {}
+    params: list[Any] = [as_of]
+    for purpose, normalize in modes:
+        params += [purpose, keys[normalize]]
+    rows = session.all(_decisions_sql(session, SUBJECT_EVENTS, source, modes), params)
+    by_index = {int(i): (None if sev is None else int(sev)) for i, sev in rows}
+    return {mode: by_index.get(i) for i, mode in enumerate(modes)}
+
+
+def _purpose_key(name: str | None) -> str | None:
+    return None if name is None else name.strip().lower()
+
+
+def _lineage_rows(session: Session) -> list[dict[str, Any]]:
+    if not lineage.has_tables(session):
+        return []
+    return lineage._dicts(  # noqa: SLF001 - the module's own row reader
+        session,
+        f"SELECT r.run_id, r.status, r.as_of, r.started_at, r.finished_at, r.trigger, "
+        f"l.dataset, l.source, l.target, l.purpose, l.normalize "
+        f"FROM {lineage.RUNS} AS r LEFT JOIN {lineage.LINEAGE} AS l ON l.run_id = r.run_id "
+        "ORDER BY r.as_of NULLS FIRST, r.started_at NULLS FIRST, r.run_id, l.dataset",
+        [],
+    )
+
+
+def subject_report(
+    session: Session, subject_id: str, *, policy: Policy | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Everything consentgate knows and decided about one person (asked for explicitly, by id).
+
+    - `history`: their consent events per purpose, in order, as stored;
+    - `current`: their state per purpose (and key normalisation) by the rule as of now;
+    - `runs`: for every recorded run, whether their rows were eligible for each dataset, recomputed
+      from the consent log as of the run's cut-off (no subject id is ever stored per run).
+    """
+    d = session.dialect
+    if not isinstance(subject_id, str) or not subject_id.strip():
+        raise SubjectError("subject id is blank; a blank key never matches, so there is nothing to report")
+    now = now or utcnow()
+    source = consent_source(session, policy)
+    key_exact, key_lower = session.one(
+        f"SELECT {text_key(d, d.param, None)}, {text_key(d, d.param, 'lower')}", [subject_id, subject_id]
+    )
+    if not key_exact:
+        raise SubjectError("subject id is blank after trimming; a blank key never matches")
+    keys: dict[str | None, str] = {None: str(key_exact), "lower": str(key_lower)}
+
+    # The person's events, read once through the subject index; everything below works on this copy,
+    # which is dropped before returning (no copy of personal data outlives the call).
+    session.run(f"DROP TABLE IF EXISTS {SUBJECT_EVENTS}")
+    session.run(
+        f"CREATE TEMP TABLE {SUBJECT_EVENTS} AS SELECT * FROM {source.table.sql()} AS c "
+        f"WHERE {subject_lookup_expr(session, source, 'c')} = {d.param}",
+        [keys["lower"]],
+    )
+    try:
+        return {
+            "subject_id": keys[None],
+            "consent_table": str(source.table),
+            "as_of": now.isoformat(),
+            "subject_index": subject_index_exists(session, source),
+            **_subject_sections(session, source, keys, policy, now),
+        }
+    finally:
+        session.run(f"DROP TABLE IF EXISTS {SUBJECT_EVENTS}")
+
+
+def _subject_sections(
+    session: Session, source: ConsentSource, keys: dict[str | None, str], policy: Policy | None, now: datetime
+) -> dict[str, Any]:
+    run_rows = _lineage_rows(session)
+    modes: set[tuple[str, str | None]] = {
+        (_purpose_key(r["purpose"]) or "", r["normalize"]) for r in run_rows if r["purpose"]
+    }
+    if policy:
+        modes |= {(_purpose_key(ds.purpose) or "", ds.normalize) for ds in policy.datasets}
+    lower_purposes = {p for p, n in modes if n == "lower"}
+
+    history = _history(session, source, keys, lower_purposes)
+    purposes = {h["purpose"] for h in history if h["purpose"] is not None} | {p for p, _ in modes}
+    if policy:
+        purposes |= {_purpose_key(p.name) or "" for p in policy.purposes}
+    current_modes = sorted(
+        set(modes) | {(p, None) for p in purposes if not any(m[0] == p for m in modes)},
+        key=lambda m: (m[0], m[1] or ""),
+    )
+    decided_now = _decide_subject(session, source, now, current_modes, keys)
+    descriptions = {(_purpose_key(p.name) or ""): p.description for p in policy.purposes} if policy else {}
+    current = [
+        {
+            "purpose": purpose,
+            "normalize": normalize,
+            "state": state_of(decided_now[(purpose, normalize)]),
+            "consented": decided_now[(purpose, normalize)] == VALID_GRANT,
+            "description": descriptions.get(purpose),
+        }
+        for purpose, normalize in current_modes
+    ]
+    return {
+        "history": history,
+        "current": current,
+        "runs": _runs_for_subject(session, source, run_rows, keys),
+    }
+
+
+def _history(
+    session: Session, source: ConsentSource, keys: dict[str | None, str], lower_purposes: set[str]
+) -> list[dict[str, Any]]:
+    d = session.dialect
+    e = {logical: source.expr(session, logical) for logical in source.columns.mapping()}
+    rows = session.all(
+        f"SELECT {e['subject_id']}, {e['purpose']}, {e['status']}, {e['event_ts']}, {e['recorded_at']}, "
+        f"{e['expires_at']}, {e['source']}, {e['policy_version']}, "
+        f"{text_key(d, e['subject_id'], None)} = {d.param} AS exact, lower(trim({e['purpose']})) AS pk "
+        f"FROM {SUBJECT_EVENTS} AS c "
+        f"ORDER BY pk NULLS LAST, {e['event_ts']} NULLS LAST, {source.known_at(session)} NULLS LAST",
+        [keys[None]],
+    )
+    by_purpose: dict[str | None, list[dict[str, Any]]] = {}
+    for sid, purpose, status, event_ts, recorded_at, expires_at, src, version, exact, pk in rows:
+        if not exact and pk not in lower_purposes:
+            continue  # another key that differs only in case: a different subject for this purpose
+        by_purpose.setdefault(pk, []).append(
+            {
+                "subject_id": None if sid is None else str(sid),
+                "purpose": purpose,
+                "status": status,
+                "event_ts": _iso(event_ts),
+                "recorded_at": _iso(recorded_at),
+                "expires_at": _iso(expires_at),
+                "source": src,
+                "policy_version": version,
+            }
+        )
+    return [{"purpose": pk, "events": events} for pk, events in by_purpose.items()]
+
+
+def _runs_for_subject(
+    session: Session, source: ConsentSource, run_rows: list[dict[str, Any]], keys: dict[str | None, str]
+) -> list[dict[str, Any]]:
+    runs: dict[str, dict[str, Any]] = {}
+    needed: dict[datetime, set[tuple[str, str | None]]] = {}
+    for r in run_rows:
+        run = runs.setdefault(
+            r["run_id"],
+            {
+                "run_id": r["run_id"],
+                "status": r["status"],
+                "as_of": r["as_of"],
+                "trigger": r["trigger"],
+                "datasets": [],
+            },
+        )
+        if r["dataset"] is None:
+            continue
+        mode = (_purpose_key(r["purpose"]) or "", r["normalize"])
+        run["datasets"].append(
+            {**{k: r[k] for k in ("dataset", "source", "target", "purpose", "normalize")}, "_mode": mode}
+        )
+        if r["as_of"] is not None:
+            needed.setdefault(r["as_of"], set()).add(mode)
+    decided = _decide_at_cutoffs(session, source, needed, keys)
+    out = []
+    for run in runs.values():
+        for ds in run["datasets"]:
+            mode = ds.pop("_mode")
+            if run["as_of"] is None:
+                ds["eligible"], ds["state"] = None, None
+                continue
+            severity = decided[run["as_of"]][mode]
+            ds["eligible"] = severity == VALID_GRANT
+            ds["state"] = state_of(severity)
+        out.append({**run, "as_of": _iso(run["as_of"])})
+    return out
+
+
+def _decide_at_cutoffs(
+    session: Session,
+    source: ConsentSource,
+    needed: dict[datetime, set[tuple[str, str | None]]],
+    keys: dict[str | None, str],
+) -> dict[datetime, dict[tuple[str, str | None], int | None]]:
+    """The person's decision at every run cut-off, evaluating the rule once per class of equal cut-offs.
+
+    The rule reads T only through `x <= T` for x in the person's event_ts, recorded_at-or-event_ts
+    and expires_at values. Two cut-offs with the same number of those values at or before them give
+    every comparison the same outcome, hence the same decision. So the cut-offs are grouped by that
+    number (computed in SQL, with the rule's own comparisons), and the rule runs once per group, at
+    the group's earliest real cut-off: a year of nightly runs costs a handful of statements.
+    """
+    if not needed:
+        return {}
+    ts, rec, exp = (source.expr(session, c) for c in ("event_ts", "recorded_at", "expires_at"))
+    p = session.dialect.param
+    cutoffs = sorted(needed)
+    values = ", ".join(f"(CAST({p} AS TIMESTAMP))" for _ in cutoffs)
+    rows = session.all(
+        f"WITH b AS (SELECT DISTINCT x FROM (SELECT {ts} AS x FROM {SUBJECT_EVENTS} AS c "
+        f"UNION ALL SELECT coalesce({rec}, {ts}) FROM {SUBJECT_EVENTS} AS c "
+        f"UNION ALL SELECT {exp} FROM {SUBJECT_EVENTS} AS c) AS u WHERE x IS NOT NULL), "
+        f"cut AS (SELECT * FROM (VALUES {values}) AS v(t)) "
+        "SELECT cut.t, (SELECT count(*) FROM b WHERE b.x <= cut.t) FROM cut",
+        cutoffs,
+    )
+    group_of = {t: int(n) for t, n in rows}
+    groups: dict[int, list[datetime]] = {}
+    for t in cutoffs:
+        groups.setdefault(group_of[t], []).append(t)
+    decided: dict[datetime, dict[tuple[str, str | None], int | None]] = {}
+    for members in groups.values():
+        modes = sorted(set().union(*(needed[t] for t in members)), key=lambda m: (m[0], m[1] or ""))
+        at_first = _decide_subject(session, source, members[0], modes, keys)
+        for t in members:
+            decided[t] = at_first
+    return decided
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+# -- purposes -------------------------------------------------------------------------------------
+
+
+def load_manifest(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except OSError as exc:
+        raise ConsentGateError(f"dbt manifest {str(p)!r} cannot be read: {exc.strerror or exc}") from None
+    except ValueError:
+        raise ConsentGateError(
+            f"dbt manifest {str(p)!r} is not valid JSON; run `dbt parse` to regenerate it"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
+        raise ConsentGateError(f"dbt manifest {str(p)!r} has no 'nodes' mapping; is it a dbt manifest.json?")
+    return data
+
+
+def ad_targeting_models(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The models marked ad-targeting, with their purpose (lower-cased; None if undeclared), sorted by name.
+
+    What counts as marked, and where the purpose is read from, is the coverage check's definition
+    (config meta `consentgate: {ad_targeting: true, purpose: ...}`, or the `consentgate_ad_targeting`
+    tag), so `purposes` and `coverage` always list the same models.
+    """
+    from consentgate import coverage
+
+    nodes = manifest.get("nodes") or {}
+    models = []
+    for uid in coverage.ad_targeting_models(manifest):
+        node = nodes[uid]
+        relation = str(node.get("relation_name") or "").replace('"', "").replace("`", "") or ".".join(
+            str(x) for x in (node.get("schema"), node.get("alias") or node.get("name")) if x
+        )
+        models.append(
+            {
+                "name": node.get("name"),
+                "unique_id": uid,
+                "relation": relation,
+                "purpose": coverage._purpose(node),  # noqa: SLF001 - one definition of a model's purpose
+                "description": node.get("description") or "",
+            }
+        )
+    return sorted(models, key=lambda m: str(m["name"]))
+
+
+def purposes_overview(policy: Policy, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Per purpose: its plain-language description, the datasets that feed it and what uses it.
+
+    With a dbt manifest, `used_by` lists the ad-targeting models that declare the purpose; without
+    one, the policy's consented target tables. Models naming an undeclared purpose are listed apart.
+    """
+    models = ad_targeting_models(manifest) if manifest is not None else None
+    declared = {_purpose_key(p.name) for p in policy.purposes}
+    out = []
+    for p in policy.purposes:
+        key = _purpose_key(p.name)
+        datasets = [
+            {"name": ds.name, "source": ds.source, "target": ds.target, "subject_column": ds.subject_column}
+            for ds in policy.datasets
+            if _purpose_key(ds.purpose) == key
+        ]
+        if models is None:
+            used_by = [{"kind": "table", "name": ds["target"], "dataset": ds["name"]} for ds in datasets]
+        else:
+            used_by = [
+                {
+                    "kind": "dbt_model",
+                    "name": m["name"],
+                    "relation": m["relation"],
+                    "description": m["description"],
+                }
+                for m in models
+                if isinstance(m["purpose"], str) and _purpose_key(m["purpose"]) == key
+            ]
+        out.append({"name": p.name, "description": p.description, "datasets": datasets, "used_by": used_by})
+    undeclared = [
+        {"name": m["name"], "purpose": m["purpose"]}
+        for m in (models or [])
+        if not isinstance(m["purpose"], str) or _purpose_key(m["purpose"]) not in declared
+    ]
+    return {
+        "policy": policy.path,
+        "used_by_source": "policy" if models is None else "dbt_manifest",
+        "purposes": out,
+        "undeclared_models": undeclared,
+    }
+
+
+# -- verify ---------------------------------------------------------------------------------------
+
+
+def _counts_dict(rows_in: int, rows_out: int, excluded: dict[str, int]) -> dict[str, Any]:
+    return {
+        "rows_in": rows_in,
+        "rows_out": rows_out,
+        "excluded": {k: int(excluded.get(k, 0)) for k in REASONS},
+    }
+
+
+def _recorded(row: dict[str, Any]) -> dict[str, Any]:
+    return _counts_dict(
+        int(row["rows_in"] or 0),
+        int(row["rows_out"] or 0),
+        {k: int(row[f"excluded_{k}"] or 0) for k in REASONS},
+    )
+
+
+def _latest_writers(session: Session) -> dict[tuple[str, str], str]:
+    """target key -> run_id of the lineage row that last replaced it."""
+    rows = session.all(
+        f"SELECT run_id, target FROM {lineage.LINEAGE} WHERE target IS NOT NULL "
+        "ORDER BY finished_at NULLS FIRST, started_at NULLS FIRST"
+    )
+    latest: dict[tuple[str, str], str] = {}
+    for run_id, target in rows:
+        try:
+            latest[TableName.parse(target).key(session.default_schema)] = str(run_id)
+        except ConsentGateError:
+            continue
+    return latest
+
+
+def verify_run(session: Session, run_id: str, *, policy: Policy | None = None) -> dict[str, Any]:
+    """Replay a recorded run from the consent log as of its cut-off and check its evidence still holds.
+
+    Fails (ok=False) when the consent fingerprint differs (the log was rewritten after the run), when
+    the recomputed decisions differ on an unchanged source, or when a target still holding the run's
+    output has rows of people not consented as of the cut-off. A source that grew or shrank since the
+    run is a warning: its decisions cannot be recomputed exactly. Counts only; no subject id.
+    """
+    if not lineage.has_tables(session):
+        raise RunNotFoundError("no run recorded in this database (no consentgate_runs table)")
+    found = lineage.read_runs(session, run_id, limit=1)
+    if not found:
+        raise RunNotFoundError(f"no run with run_id {run_id!r}; list runs with `consentgate lineage`")
+    run = found[0]
+    rows = lineage.read_lineage(session, run_id)
+    problems: list[str] = []
+    warnings: list[str] = []
+    result: dict[str, Any] = {
+        "run_id": run_id,
+        "run_status": run["status"],
+        "as_of": _iso(run["as_of"]),
+        "consent_table": run["consent_table"],
+        "fingerprint": None,
+        "datasets": [],
+        "problems": problems,
+        "warnings": warnings,
+    }
+    if run["as_of"] is None:
+        problems.append("the run has no recorded as_of (it failed before reading consent): nothing to replay")
+    if not rows:
+        warnings.append("the run recorded no dataset (it enforced nothing)")
+    enforcer = None
+    if run["as_of"] is not None:
+        enforcer = Enforcer(
+            session,
+            consent_table=run["consent_table"] or (policy.consent_table if policy else "consent_events"),
+            columns=policy.columns if policy else ConsentColumns(),
+            as_of=run["as_of"],
+            run_id=run_id,
+        )
+        try:
+            snap = enforcer.take_snapshot()
+        except ConsentGateError as exc:
+            problems.append(f"the consent log cannot be read as of the run's cut-off: {one_line(exc)}")
+            enforcer = None
+        else:
+            match = snap.fingerprint == run["consent_fingerprint"]
+            result["fingerprint"] = {
+                "recorded": run["consent_fingerprint"],
+                "recomputed": snap.fingerprint,
+                "events_recorded": run["consent_events_counted"],
+                "events_recomputed": snap.events_counted,
+                "match": match,
+            }
+            if not match:
+                problems.append(
+                    f"consent fingerprint differs: recorded {run['consent_fingerprint']} over "
+                    f"{run['consent_events_counted']} events, recomputed {snap.fingerprint} over "
+                    f"{snap.events_counted}: events that counted at the cut-off were changed, deleted or "
+                    "back-dated into the log after the run"
+                )
+    latest = _latest_writers(session) if rows else {}
+    for row in rows:
+        result["datasets"].append(_verify_dataset(session, enforcer, run_id, row, latest, problems, warnings))
+    result["ok"] = not problems
+    result["status"] = "failed" if problems else ("verified_with_warnings" if warnings else "verified")
+    return result
+
+
+def _verify_dataset(
+    session: Session,
+    enforcer: Enforcer | None,
+    run_id: str,
+    row: dict[str, Any],
+    latest: dict[tuple[str, str], str],
+    problems: list[str],
+    warnings: list[str],
+) -> dict[str, Any]:
+    name = row["dataset"]
+    entry: dict[str, Any] = {
+        "dataset": name,
+        "source": row["source"],
+        "target": row["target"],
+        "purpose": row["purpose"],
+        "recorded": _recorded(row),
+        "recomputed": None,
+        "status": "not_replayed",
+        "target_check": None,
+    }
+    if enforcer is None:
+        return entry
+    snap = enforcer.snapshot
+    if row["consent_fingerprint"] and snap and row["consent_fingerprint"] != snap.fingerprint:
+        problems.append(f"{name}: its lineage row's consent fingerprint differs from the recomputed one")
+    try:
+        rows_in, rows_out, excluded = enforcer.counts(
+            TableName.parse(row["source"], "source table"),
+            row["subject_column"],
+            row["purpose"],
+            row["normalize"],
+        )
+    except ConsentGateError as exc:
+        entry["status"] = "source_missing"
+        warnings.append(f"{name}: cannot recompute from the source: {one_line(exc)}")
+    else:
+        entry["recomputed"] = _counts_dict(rows_in, rows_out, excluded)
+        if entry["recomputed"] == entry["recorded"]:
+            entry["status"] = "reproduced"
+        elif rows_in != entry["recorded"]["rows_in"]:
+            entry["status"] = "source_changed"
+            warnings.append(
+                f"{name}: source {row['source']} now has {rows_in} rows, the run read {entry['recorded']['rows_in']}: "
+                "it changed since the run, so its decisions are recomputed on today's rows"
+            )
+        else:
+            entry["status"] = "mismatch"
+            problems.append(
+                f"{name}: recomputed decisions differ from the recorded ones on a source of the same size "
+                f"(recorded {entry['recorded']['rows_out']} kept, recomputed {rows_out})"
+            )
+    entry["target_check"] = _check_target(session, enforcer, run_id, row, latest, problems, warnings)
+    return entry
+
+
+def _check_target(
+    session: Session,
+    enforcer: Enforcer,
+    run_id: str,
+    row: dict[str, Any],
+    latest: dict[tuple[str, str], str],
+    problems: list[str],
+    warnings: list[str],
+) -> dict[str, Any]:
+    name = row["dataset"]
+    try:
+        target = TableName.parse(row["target"], "target table")
+    except ConsentGateError as exc:
+        return {"status": "unreadable", "error": one_line(exc)}
+    writer = latest.get(target.key(session.default_schema))
+    if writer != run_id:
+        return {"status": "replaced", "replaced_by": writer}
+    try:
+        rows, kept, violations = enforcer.counts(
+            target, row["subject_column"], row["purpose"], row["normalize"]
+        )
+    except ConsentGateError as exc:
+        warnings.append(f"{name}: target {row['target']} cannot be checked: {one_line(exc)}")
+        return {"status": "missing", "error": one_line(exc)}
+    bad = {k: v for k, v in violations.items() if v}
+    check: dict[str, Any] = {"status": "clean", "rows": rows, "consented": kept, "violations": violations}
+    if bad:
+        check["status"] = "contaminated"
+        problems.append(
+            f"{name}: target {row['target']} holds {rows - kept} rows not consented as of the run's cut-off ("
+            + ", ".join(f"{k} {v}" for k, v in bad.items())
+            + ")"
+        )
+    elif rows != int(row["rows_out"] or 0):
+        check["status"] = "changed"
+        warnings.append(f"{name}: target {row['target']} has {rows} rows, the run wrote {row['rows_out']}")
+    return check
+
+
+# -- opt-out latency ------------------------------------------------------------------------------
+
+
+def opt_out_latency(session: Session, source: ConsentSource) -> dict[str, Any]:
+    """How long withdrawals took to reach a run, over every recorded run (aggregates only).
+
+    For each withdrawal (a well-formed event whose status is `withdrawn`) of a purpose some run
+    enforced: the first run (by as_of) with a dataset of that purpose whose cut-off includes it
+    (as_of >= when the event became known: the later of event_ts and recorded_at). Latency is that
+    run's as_of minus the known time. Withdrawals known before the purpose's first run predate
+    enforcement and are counted apart; those no run has reached yet are `pending`.
+    """
+    empty = {
+        "withdrawals": 0,
+        "measured": 0,
+        "pending": 0,
+        "before_first_run": 0,
+        "untracked": 0,
+        "median_seconds": None,
+        "max_seconds": None,
+    }
+    if not lineage.has_tables(session):
+        return empty
+    d = session.dialect
+    status = source.expr(session, "status")
+    purpose = source.expr(session, "purpose")
+    lag = f"({d.epoch_us('r.enforced_at')} - {d.epoch_us('r.known')}) / 1000000.0"
+    # The first run at or after each withdrawal: withdrawals and run cut-offs in one sequence per
+    # purpose, latest first (a run before a withdrawal of the same instant), and a running minimum of
+    # the cut-offs seen so far. One sort instead of a join of every withdrawal with every run.
+    sql = (
+        f"WITH w AS (SELECT lower(trim({purpose})) AS purpose, {source.known_at(session)} AS t "
+        f"FROM {source.table.sql()} AS c "
+        f"WHERE {source.well_formed(session)} AND lower(trim({status})) = 'withdrawn'), "
+        f"runs AS (SELECT DISTINCT lower(trim(l.purpose)) AS purpose, r.as_of AS t FROM {lineage.LINEAGE} AS l "
+        f"JOIN {lineage.RUNS} AS r ON r.run_id = l.run_id WHERE r.as_of IS NOT NULL AND l.purpose IS NOT NULL), "
+        "firsts AS (SELECT purpose, min(t) AS first_as_of FROM runs GROUP BY purpose), "
+        "seq AS (SELECT purpose, t, 0 AS kind, CAST(NULL AS TIMESTAMP) AS as_of FROM w "
+        "UNION ALL SELECT purpose, t, 1, t FROM runs), "
+        "nxt AS (SELECT purpose, t, kind, min(as_of) OVER (PARTITION BY purpose ORDER BY t DESC, kind DESC "
+        "ROWS UNBOUNDED PRECEDING) AS enforced_at FROM seq), "
+        "r AS (SELECT nxt.t AS known, f.first_as_of, nxt.enforced_at FROM nxt "
+        "LEFT JOIN firsts AS f ON f.purpose = nxt.purpose WHERE nxt.kind = 0) "
+        "SELECT count(*), "
+        "count(*) FILTER (WHERE r.first_as_of IS NULL), "
+        "count(*) FILTER (WHERE r.first_as_of IS NOT NULL AND r.known <= r.first_as_of), "
+        "count(*) FILTER (WHERE r.known > r.first_as_of AND r.enforced_at IS NULL), "
+        "count(*) FILTER (WHERE r.known > r.first_as_of AND r.enforced_at IS NOT NULL), "
+        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {lag}) FILTER (WHERE r.known > r.first_as_of), "
+        f"max({lag}) FILTER (WHERE r.known > r.first_as_of) "
+        "FROM r"
+    )
+    total, untracked, before, pending, measured, median, worst = session.one(sql)
+    return {
+        "withdrawals": int(total),
+        "measured": int(measured),
+        "pending": int(pending),
+        "before_first_run": int(before),
+        "untracked": int(untracked),
+        "median_seconds": None if median is None else float(median),
+        "max_seconds": None if worst is None else float(worst),
+    }

@@ -1,0 +1,127 @@
+"""The report in a real headless browser (Debian's chromium): served by uvicorn, and as a file.
+
+Checks the page loads, the SVG charts render with the run's numbers, and a screenshot is taken.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cg_transparency import assert_no_subject_id, cg, chart_values, elements
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    assert Path(CHROMIUM).exists(), (
+        "chromium is missing: apt-get install -y chromium (scripts/test.sh does it)"
+    )
+    profile = tmp_path / f"chromium-profile-{time.monotonic_ns()}"
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(warehouse: Path) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "CONSENTGATE_DATABASE": str(warehouse)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "consentgate.webapp:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "uvicorn did not start"
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_served_report_renders_its_charts_in_a_browser(server: str, tmp_path: Path) -> None:
+    p = chromium(tmp_path, "--dump-dom", f"{server}/runs/r3")
+    assert p.returncode == 0, p.stderr[-2000:]
+    dom = p.stdout
+    assert "run <code>r3</code>" in dom
+    bars = {(a["data-row"], a["data-segment"]): int(a["data-value"]) for a in chart_values(dom, "datasets")}
+    assert (bars[("web", "kept")], bars[("web", "withdrawn")], bars[("mail", "withdrawn")]) == (3, 2, 1)
+    rendered = [a for t, a in elements(dom) if t == "rect" and a.get("data-segment") == "kept"]
+    assert rendered and all(float(a["width"]) >= 0 for a in rendered)
+    assert {a["data-x"] for a in chart_values(dom, "trend-rows")} == {"r1", "r2", "r3"}
+    assert_no_subject_id(dom)
+
+    shot = tmp_path / "report.png"
+    p = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", f"{server}/")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert png_size(shot) == (1280, 2000)
+    assert shot.stat().st_size > 30_000  # a blank page compresses to a few kB
+
+
+def test_report_file_opens_offline(warehouse: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    assert cg("report", "--database", warehouse, "--out", out).returncode == 0
+    p = chromium(tmp_path, "--dump-dom", out.as_uri())
+    assert p.returncode == 0, p.stderr[-2000:]
+    reasons = {a["data-segment"]: int(a["data-value"]) for a in chart_values(p.stdout, "reasons")}
+    assert reasons["withdrawn"] == 3 and reasons["denied"] == 1
