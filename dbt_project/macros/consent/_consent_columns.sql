@@ -1,7 +1,8 @@
 {#-
   SQL expressions for the consent log's columns, keyed by role (subject_id, purpose, status, event_ts,
   recorded_at, expires_at). Timestamps are normalised to naive UTC: a `timestamp with time zone`
-  column is read `at time zone 'UTC'`, any other non-timestamp type is cast to timestamp.
+  column is read `at time zone 'UTC'`, a date is cast to timestamp, any other type fails the compile
+  (as in the Python engine, consentgate.dialects.Dialect.utc_timestamp).
   When executing, the log is introspected and a missing table or column fails the compile (fail closed).
   recorded_at and expires_at may be mapped to none when the log has no such column.
 -#}
@@ -38,10 +39,14 @@
       {%- endif -%}
       {%- set dtype = types.get(key, 'timestamp') -%}
       {%- if role in timestamps -%}
-        {%- if 'with time zone' in dtype or dtype == 'timestamptz' -%}
+        {%- if 'with time zone' in dtype or dtype in ['timestamptz', 'timestamp_tz'] -%}
           {%- set sql = '(' ~ sql ~ " at time zone 'UTC')" -%}
-        {%- elif dtype not in ['timestamp', 'timestamp without time zone'] -%}
+        {%- elif dtype == 'date' -%}
           {%- set sql = 'cast(' ~ sql ~ ' as timestamp)' -%}
+        {%- elif not dtype.startswith('timestamp') -%}
+          {{ exceptions.raise_compiler_error(
+              macro_name ~ ": consent column '" ~ name ~ "' (" ~ role ~ ") of " ~ consent_relation
+              ~ " has type " ~ dtype ~ ", expected a timestamp or date") }}
         {%- endif -%}
       {%- endif -%}
       {%- do exprs.update({role: sql}) -%}

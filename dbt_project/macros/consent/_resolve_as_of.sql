@@ -27,7 +27,7 @@
     {%- do consentgate._fail(macro_name, argument, 'must be an ISO-8601 timestamp string or a datetime', value) -%}
   {%- endif -%}
   {%- if value.tzinfo is not none -%}
-    {%- set value = value.astimezone(dt_mod.timezone.utc).replace(tzinfo=none) -%}
+    {%- set value = value.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
   {%- endif -%}
   {{ return(value.strftime('%Y-%m-%d %H:%M:%S.%f')) }}
 {% endmacro %}

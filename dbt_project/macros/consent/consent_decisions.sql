@@ -2,27 +2,37 @@
   One row per subject key with at least one event that counts at T (rules 1-4), with the deciding
   code cg_code = max(epoch_us(event_ts) * 8 + (4 - severity)): the latest event decides, and on a
   tie the most restrictive one. One aggregate, no window function, no unspecified tie order.
-  keys_sql (optional): a query of cg_key values; only those keys are decided (the purge uses it).
+
+  changed_since (optional, for the purge): instead, one row per key whose decision can differ between
+  changed_since and T (see consent_change_window), with cg_code of the events that count at T (null
+  when none does). Still one pass and one aggregate over the log.
 -#}
-{% macro consent_decisions(spec, keys_sql=none) %}
-  {{ return(adapter.dispatch('consent_decisions', 'consentgate')(spec, keys_sql)) }}
+{% macro consent_decisions(spec, changed_since=none) %}
+  {{ return(adapter.dispatch('consent_decisions', 'consentgate')(spec, changed_since)) }}
 {% endmacro %}
 
-{% macro default__consent_decisions(spec, keys_sql=none) %}
+{% macro default__consent_decisions(spec, changed_since=none) %}
   {%- set as_of = consentgate.timestamp_literal(spec.as_of) -%}
+  {%- set known = 'cg_events.cg_event_ts <= ' ~ as_of ~ ' and cg_events.cg_known_at <= ' ~ as_of -%}
+  {%- set code = consentgate.epoch_us('cg_events.cg_event_ts') ~ ' * 8 + (4 - cg_events.cg_severity)' -%}
   {%- set sql -%}
 select
     cg_events.cg_key,
-    max({{ consentgate.epoch_us('cg_events.cg_event_ts') }} * 8 + (4 - cg_events.cg_severity)) as cg_code
+    {%- if changed_since is none %}
+    max({{ code }}) as cg_code
+    {%- else %}
+    max(case when {{ known }} then {{ code }} end) as cg_code
+    {%- endif %}
 from (
 {{ consentgate.consent_events(spec) }}
 ) as cg_events
-where cg_events.cg_event_ts <= {{ as_of }}
-  and cg_events.cg_known_at <= {{ as_of }}
-  {%- if keys_sql is not none %}
-  and cg_events.cg_key in ({{ keys_sql }})
-  {%- endif %}
+{%- if changed_since is none %}
+where {{ known }}
 group by cg_events.cg_key
+{%- else %}
+group by cg_events.cg_key
+having max(case when {{ consentgate.consent_change_window(changed_since, spec.as_of) }} then 1 else 0 end) = 1
+{%- endif %}
   {%- endset -%}
   {{ return(sql) }}
 {% endmacro %}

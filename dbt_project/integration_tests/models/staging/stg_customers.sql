@@ -1,0 +1,6 @@
+select
+    customer_id,
+    email,
+    country,
+    created_at
+from {{ source('marketing', 'customers') }}

@@ -1,0 +1,16 @@
+{#- Delete every row of spec.relation whose subject is not consented at T (used once, without a watermark). -#}
+{% macro _purge_all_sql(spec) %}
+  {%- set row_key = consentgate.subject_key(spec.subject_sql, spec.normalize) -%}
+  {%- set sql -%}
+delete from {{ spec.relation }}
+where {{ row_key }} is null
+   or {{ row_key }} not in (
+    select cg_decisions.cg_key
+    from (
+{{ consentgate.consent_decisions(spec) }}
+    ) as cg_decisions
+    where {{ consentgate.exclusion_reason('cg_decisions.cg_key', 'cg_decisions.cg_code') }} is null
+)
+  {%- endset -%}
+  {{ return(sql) }}
+{% endmacro %}
