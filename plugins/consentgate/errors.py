@@ -56,6 +56,18 @@ class RunNotFoundError(ConsentGateError, LookupError):
     """No recorded run has the requested run_id."""
 
 
+class UnsupportedConnectionError(ConsentGateError, ValueError):
+    """An Airflow connection is missing a database file or is of a type consentgate cannot enforce on."""
+
+
+class DbtBuildError(ConsentGateError, RuntimeError):
+    """dbt exited with a non-zero status (a failed model or test, or a dbt error)."""
+
+
+class RunFailedError(ConsentGateError, RuntimeError):
+    """A task of an orchestrated run failed, or the run's evidence is inconsistent."""
+
+
 def retryable(exc: BaseException) -> bool:
     """True only for failures that may go away by themselves (a locked file, a lost connection).
 

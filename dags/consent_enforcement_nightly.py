@@ -1,0 +1,125 @@
+"""Nightly consent enforcement: check the consent log, enforce every dataset of the policy, rebuild the
+dbt ad-targeting models, audit every ad-targeting output, and close the run record.
+
+Wiring only; the logic lives in the consentgate package (docs/airflow.md). Parsing this file opens no
+connection and reads no Variable: the policy path and connection id are read when the run starts
+(environment variable, else Airflow Variable, CONSENTGATE_POLICY / CONSENTGATE_CONN_ID).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG, Param, task
+from consentgate.operators import (
+    DUCKDB_POOL,
+    ConsentAuditOperator,
+    ConsentFilterOperator,
+    DbtBuildOperator,
+    consented_alias,
+)
+
+DBT_PROJECT = os.environ.get(
+    "CONSENTGATE_DBT_PROJECT_DIR",
+    str(Path(__file__).resolve().parents[1] / "dbt_project" / "integration_tests"),
+)
+# DuckDB allows one writing process per file: every task that opens the warehouse runs in this pool
+# (1 slot). On PostgreSQL set CONSENTGATE_POOL=default_pool (or a bigger pool) to run mapped tasks in parallel.
+POOL = os.environ.get("CONSENTGATE_POOL", DUCKDB_POOL)
+
+# The dbt models that feed ad platforms (dbt_project/integration_tests/models/ad_targeting), audited
+# after every build. Unqualified names resolve in the connection's default schema (dbt's target schema).
+AD_TARGETING_MODELS = [
+    {"table": "ad_audience", "subject_column": "customer_id", "purpose": "ad_targeting"},
+    {"table": "ad_lookalike_seed", "subject_column": "customer_id", "purpose": "ad_targeting"},
+    {"table": "ad_customer_features", "subject_column": "customer_id", "purpose": "ad_targeting"},
+    {
+        "table": "email_audience",
+        "subject_column": "email",
+        "purpose": "email_marketing",
+        "normalize": "lower",
+    },
+]
+
+default_args = {
+    "owner": "consentgate",
+    "pool": POOL,
+    # Transient failures (a locked DuckDB file, a lost connection) retry with exponential back-off;
+    # data and rule errors raise AirflowFailException and fail at once (consentgate.errors.retryable).
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+with DAG(
+    dag_id="consent_enforcement_nightly",
+    description="Only rows of people who opted in reach ad targeting; evidence for every run.",
+    schedule="0 2 * * *",  # 02:00 UTC
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    params={
+        "ad_targeting_models": Param(
+            AD_TARGETING_MODELS, type="array", description="dbt models audited after the build"
+        ),
+        "dbt_source_schema": Param("raw", type="string", description="schema of the raw tables, for dbt"),
+    },
+    tags=["consentgate", "privacy"],
+    doc_md=__doc__,
+) as dag:
+
+    @task
+    def check_consent_source(**context):
+        """Fail closed on a missing/unreadable consent log; open the run; return one entry per dataset."""
+        from consentgate.airflow_run import check_consent_source as check
+
+        return check(context)
+
+    datasets = check_consent_source()
+
+    enforce = ConsentFilterOperator.partial(
+        task_id="enforce_consent",
+        map_index_template="{{ task.dataset }}",
+        outlets=[consented_alias()],  # each target is announced as an asset event through this alias
+    ).expand_kwargs(datasets)
+
+    dbt_build = DbtBuildOperator(
+        task_id="dbt_build_ad_targeting",
+        project_dir=DBT_PROJECT,
+        # The run's settings, as check_consent_source resolved them, so dbt's lineage joins this run.
+        conn_id="{{ ti.xcom_pull(task_ids='check_consent_source', key='conn_id') }}",
+        as_of="{{ ti.xcom_pull(task_ids='check_consent_source', key='as_of') }}",
+        run_id="{{ ti.xcom_pull(task_ids='check_consent_source', key='run_id') }}",
+        vars={
+            "consentgate_source_schema": "{{ params.dbt_source_schema }}",
+            "consentgate_consent_relation": "{{ ti.xcom_pull(task_ids='check_consent_source', key='consent_table') }}",
+        },
+    )
+
+    @task(pool="default_pool")
+    def ad_targeting_outputs(datasets, **context):
+        """Every ad-targeting output to audit: the enforced targets and the dbt models."""
+        from consentgate.airflow_run import audit_plan
+
+        return audit_plan(datasets, context["params"]["ad_targeting_models"])
+
+    outputs = ad_targeting_outputs(datasets)
+
+    audit = ConsentAuditOperator.partial(
+        task_id="audit_ad_targeting", map_index_template="{{ task.table }}"
+    ).expand_kwargs(outputs)
+
+    @task(trigger_rule="all_done", retries=0)
+    def close_run(**context):
+        """Close the run record (success/failed), log the summary, fail if anything upstream failed."""
+        from consentgate.airflow_run import close_run as close
+
+        return close(context)
+
+    enforce >> dbt_build >> outputs
+    audit >> close_run()

@@ -1,0 +1,140 @@
+"""The dags/ folder loads cleanly, the nightly DAG has the promised shape, and parsing it is cheap."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from cg_airflow import AIRFLOW_ENV, REPO
+
+DAG_ID = "consent_enforcement_nightly"
+DAG_FILE = REPO / "dags" / "consent_enforcement_nightly.py"
+WAREHOUSE_TASKS = (
+    "check_consent_source",
+    "enforce_consent",
+    "dbt_build_ad_targeting",
+    "audit_ad_targeting",
+    "close_run",
+)
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+def test_dags_folder_loads_without_import_errors(dagbag) -> None:
+    assert dagbag.import_errors == {}
+    assert DAG_ID in dagbag.dag_ids
+
+
+def test_nightly_dag_runs_daily_at_two_utc_one_run_at_a_time(dagbag) -> None:
+    dag = dagbag.dags[DAG_ID]
+    assert dag.timetable.expression == "0 2 * * *"
+    assert str(dag.timetable.timezone) == "UTC"
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+
+
+def test_nightly_dag_has_the_enforcement_pipeline(dagbag) -> None:
+    dag = dagbag.dags[DAG_ID]
+    assert set(dag.task_ids) == {
+        "check_consent_source",
+        "enforce_consent",
+        "dbt_build_ad_targeting",
+        "ad_targeting_outputs",
+        "audit_ad_targeting",
+        "close_run",
+    }
+
+    def downstream(task_id: str) -> set[str]:
+        return set(dag.get_task(task_id).downstream_task_ids)
+
+    assert downstream("check_consent_source") == {"enforce_consent", "ad_targeting_outputs"}
+    assert downstream("enforce_consent") == {"dbt_build_ad_targeting"}
+    assert downstream("dbt_build_ad_targeting") == {"ad_targeting_outputs"}
+    assert downstream("ad_targeting_outputs") == {"audit_ad_targeting"}
+    assert downstream("audit_ad_targeting") == {"close_run"}
+    # The enforcement and the audits are mapped, one task instance per dataset / output.
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    assert isinstance(dag.get_task("enforce_consent"), MappedOperator)
+    assert isinstance(dag.get_task("audit_ad_targeting"), MappedOperator)
+
+
+def test_transient_failures_retry_with_backoff_and_close_run_always_runs(dagbag) -> None:
+    dag = dagbag.dags[DAG_ID]
+    for task_id in ("check_consent_source", "dbt_build_ad_targeting"):
+        task = dag.get_task(task_id)
+        assert task.retries >= 2
+        assert task.retry_exponential_backoff
+        assert task.max_retry_delay >= timedelta(minutes=5)
+    close = dag.get_task("close_run")
+    assert close.trigger_rule == "all_done"
+    assert close.retries == 0
+
+
+def test_every_task_that_opens_the_warehouse_runs_in_the_duckdb_pool(dagbag) -> None:
+    dag = dagbag.dags[DAG_ID]
+    for task_id in WAREHOUSE_TASKS:
+        assert dag.get_task(task_id).pool == "consentgate_duckdb", task_id
+
+
+_PARSE_PROBE = """
+import importlib.util, json, sys, time
+from airflow.sdk import BaseHook, Variable
+
+def forbidden(*args, **kwargs):
+    raise AssertionError("DAG parsing must not read a Variable or a Connection")
+
+Variable.get = forbidden
+BaseHook.get_connection = forbidden
+before = set(sys.modules)
+start = time.perf_counter()
+spec = importlib.util.spec_from_file_location("consent_enforcement_nightly", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+elapsed = time.perf_counter() - start
+new = set(sys.modules) - before
+print(json.dumps({
+    "seconds": elapsed,
+    "tasks": sorted(module.dag.task_ids),
+    "heavy": sorted(m for m in sys.modules if m.split(".")[0] in ("duckdb", "dbt", "pandas", "psycopg2",
+                                                                 "psycopg", "openlineage")),
+    "new_consentgate": sorted(m for m in new if m.startswith("consentgate")),
+}))
+"""
+
+
+def test_parsing_the_dag_imports_no_database_or_dbt_and_reads_no_variable() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _PARSE_PROBE, str(DAG_FILE)],
+        env={**AIRFLOW_ENV, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"parsing {DAG_FILE.name} took {probe['seconds']:.3f}s (after importing airflow.sdk)")
+    assert probe["heavy"] == []
+    assert "consentgate.operators" in probe["new_consentgate"]
+    assert "consentgate.engine" not in probe["new_consentgate"]
+    assert len(probe["tasks"]) == 6
+
+
+def test_run_settings_come_from_the_environment_then_airflow_variables_then_defaults(monkeypatch) -> None:
+    from consentgate.airflow_run import default_policy_path, setting
+
+    monkeypatch.delenv("CONSENTGATE_POLICY", raising=False)
+    monkeypatch.delenv("AIRFLOW_VAR_CONSENTGATE_POLICY", raising=False)
+    assert setting("CONSENTGATE_POLICY", default_policy_path()) == default_policy_path()
+    assert default_policy_path().endswith("consentgate/examples/demo_policy.yml")
+    monkeypatch.setenv("AIRFLOW_VAR_CONSENTGATE_POLICY", "/from/variable.yml")  # an Airflow Variable
+    assert setting("CONSENTGATE_POLICY", "unused") == "/from/variable.yml"
+    monkeypatch.setenv("CONSENTGATE_POLICY", "/from/env.yml")
+    assert setting("CONSENTGATE_POLICY", "unused") == "/from/env.yml"
