@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from consentgate.semantics import REASONS
@@ -56,7 +57,7 @@ def print_runs(runs: Iterable[Mapping[str, Any]]) -> None:
         console.print("no runs recorded")
         return
     for run in runs:
-        head = (
+        head = escape(
             f"run {run['run_id']} [{run['status']}] trigger={run['trigger']} as_of={run['as_of']} "
             f"fingerprint={run['consent_fingerprint']}"
         )

@@ -5,8 +5,10 @@ dag.test() run did (task states, XComs, OpenLineage events).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,8 @@ from reference import Event
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="consentgate-airflow-"))
+# Removed when the test process exits, whether or not any Airflow test ran.
+atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)
 OPENLINEAGE_EVENTS = AIRFLOW_HOME / "openlineage" / "events.jsonl"
 POOL = "consentgate_duckdb"
 

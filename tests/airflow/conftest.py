@@ -20,14 +20,6 @@ def airflow_db() -> Iterator[Path]:
     yield AIRFLOW_HOME
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _remove_airflow_home() -> Iterator[None]:
-    yield
-    import shutil
-
-    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
-
-
 @pytest.fixture
 def demo_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh demo warehouse, wired as the `duckdb_default` Airflow connection."""
