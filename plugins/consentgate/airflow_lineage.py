@@ -8,68 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import attrs
-from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
+from airflow.providers.common.compat.openlineage.facet import Dataset
+
+from consentgate.facets import audit_facet, enforcement_facet
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     from consentgate.hooks import Location
-
-# consentgate publishes no schema server; the facet schema URL is a URN naming facet and version.
-SCHEMA_BASE = "urn:consentgate:facets:1-0-0"
-
-
-@attrs.define
-class ConsentEnforcementRunFacet(RunFacet):
-    """What one consent enforcement did: the cut-off, the consent snapshot and the counts by reason.
-
-    :param purpose: the purpose subjects had to grant
-    :param as_of: the consent cut-off (ISO 8601, UTC)
-    :param consent_fingerprint: fingerprint of the consent events that counted at the cut-off
-    :param rows_in: rows read from the source
-    :param rows_out: rows written to the target
-    :param excluded: rows left out, by reason (null_subject, no_consent, denied, withdrawn, expired, invalid)
-    :param run_id: the consentgate run id (joins consentgate_runs / consentgate_lineage)
-    :param dataset: the dataset's name in lineage
-    """
-
-    purpose: str
-    as_of: str
-    consent_fingerprint: str
-    rows_in: int
-    rows_out: int
-    excluded: dict[str, int] = attrs.field(factory=dict)
-    run_id: str | None = None
-    dataset: str | None = None
-
-    @staticmethod
-    def _get_schema() -> str:
-        return f"{SCHEMA_BASE}#/$defs/ConsentEnforcementRunFacet"
-
-
-@attrs.define
-class ConsentAuditRunFacet(RunFacet):
-    """An audit of a table against consent: rows checked and violations by reason (counts only).
-
-    :param purpose: the purpose audited
-    :param as_of: the consent cut-off (ISO 8601, UTC)
-    :param consent_fingerprint: fingerprint of the consent events that counted at the cut-off
-    :param rows_checked: rows in the audited table
-    :param violations: rows whose subject is not consented, by reason
-    :param passed: True when there is no violation
-    """
-
-    purpose: str
-    as_of: str
-    consent_fingerprint: str
-    rows_checked: int
-    violations: dict[str, int] = attrs.field(factory=dict)
-    passed: bool = True
-
-    @staticmethod
-    def _get_schema() -> str:
-        return f"{SCHEMA_BASE}#/$defs/ConsentAuditRunFacet"
 
 
 def dataset(location: Location, table: str, default_schema: str) -> Dataset:
@@ -88,18 +34,7 @@ def enforcement_lineage(
             dataset(location, consent_table, default_schema),
         ],
         outputs=[dataset(location, summary["target"], default_schema)],
-        run_facets={
-            "consentEnforcement": ConsentEnforcementRunFacet(
-                purpose=summary["purpose"],
-                as_of=summary["as_of"],
-                consent_fingerprint=summary["consent_fingerprint"],
-                rows_in=int(summary["rows_in"]),
-                rows_out=int(summary["rows_out"]),
-                excluded={k: int(v) for k, v in summary["excluded"].items()},
-                run_id=summary.get("run_id"),
-                dataset=summary.get("dataset"),
-            )
-        },
+        run_facets={"consentEnforcement": enforcement_facet(summary)},
     )
 
 
@@ -115,14 +50,5 @@ def audit_lineage(
             dataset(location, consent_table, default_schema),
         ],
         outputs=[],
-        run_facets={
-            "consentAudit": ConsentAuditRunFacet(
-                purpose=summary["purpose"],
-                as_of=summary["as_of"],
-                consent_fingerprint=summary["consent_fingerprint"],
-                rows_checked=int(summary["rows_checked"]),
-                violations={k: int(v) for k, v in summary["violations"].items()},
-                passed=bool(summary["passed"]),
-            )
-        },
+        run_facets={"consentAudit": audit_facet(summary)},
     )

@@ -235,7 +235,7 @@ def check_consent_source(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     `conn_id`, `as_of`, `run_id` and `consent_table` for the tasks that are not mapped over the plan.
     """
     from consentgate import lineage
-    from consentgate.engine import Enforcer, record_failure, utcnow
+    from consentgate.engine import open_run, record_failure, utcnow
     from consentgate.hooks import open_warehouse
     from consentgate.names import TableName
     from consentgate.operators import fail_task, resolve_as_of, run_context
@@ -261,24 +261,12 @@ def check_consent_source(context: Mapping[str, Any]) -> list[dict[str, Any]]:
             try:
                 policy = load(policy_path)
                 record.consent_table = policy.consent_table
-                with session.transaction() as s:
-                    lineage.ensure_tables(s)
-                enforcer = Enforcer(
-                    session,
-                    consent_table=policy.consent_table,
-                    columns=policy.columns,
-                    as_of=as_of,
-                    run_id=run_id,
-                    context=ctx,
-                )
-                with session.transaction():
-                    snap = enforcer.take_snapshot()
+                _, snap = open_run(session, record, policy.consent_table, policy.columns, ctx)
                 with session.transaction() as s:  # parallel mapped tasks must not race to create schemas
                     for schema in sorted(
                         {t.schema for d in policy.datasets if (t := TableName.parse(d.target)).schema}
                     ):
                         s.run(f"CREATE SCHEMA IF NOT EXISTS {TableName(None, schema).sql()}")
-                enforcer.start_run(record.started_at or utcnow())
             except Exception as exc:
                 record_failure(session, record, exc)
                 raise

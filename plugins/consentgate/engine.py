@@ -202,7 +202,9 @@ class Enforcer:
                     f"consent column {name!r} ({logical}) has type {dtype}, expected a timestamp or date"
                 )
             if logical in ConsentColumns.TEXTS and not is_text_type(dtype):
-                raise ConsentSourceError(f"consent column {name!r} ({logical}) has type {dtype}, expected text")
+                raise ConsentSourceError(
+                    f"consent column {name!r} ({logical}) has type {dtype}, expected text"
+                )
             if logical == "subject_id" and any(t in dtype.upper() for t in ("[]", "STRUCT", "MAP", "LIST")):
                 raise ConsentSourceError(
                     f"consent column {name!r} (subject_id) has type {dtype}, expected a scalar"
@@ -237,7 +239,8 @@ class Enforcer:
         s = self.session
         s.run(f"DROP TABLE IF EXISTS {semantics.DECIDED}")
         s.run(
-            f"CREATE TEMP TABLE {semantics.DECIDED} AS " + semantics.decided_select(self.d, normalize), [purpose]
+            f"CREATE TEMP TABLE {semantics.DECIDED} AS " + semantics.decided_select(self.d, normalize),
+            [purpose],
         )
         self._decided_for = (purpose.strip().lower(), normalize)
 
@@ -261,7 +264,9 @@ class Enforcer:
         if key == self.consent.key(schema):
             raise TargetError(f"target {str(target)!r} is the consent table; choose another target")
         if key[1] in lineage.EVIDENCE_TABLES:
-            raise TargetError(f"target {str(target)!r} is a consentgate evidence table; choose another target")
+            raise TargetError(
+                f"target {str(target)!r} is a consentgate evidence table; choose another target"
+            )
 
     def _key_table(self, table: TableName, subject_column: str, normalize: str | None) -> None:
         s = self.session
@@ -393,7 +398,9 @@ class Enforcer:
 
 
 @contextmanager
-def _session(database: str | Path | None, connection: Any, dialect: str | Dialect | None) -> Iterator[Session]:
+def _session(
+    database: str | Path | None, connection: Any, dialect: str | Dialect | None
+) -> Iterator[Session]:
     if connection is not None:
         session = session_for(connection, dialect)
     elif database is not None:
@@ -415,7 +422,9 @@ def record_failure(session: Session, record: lineage.RunRecord, exc: BaseExcepti
             p = s.dialect.param
             exists = s.all(f"SELECT 1 FROM {lineage.RUNS} WHERE run_id = {p}", [record.run_id])
             if exists:
-                lineage.finish_run(s, record.run_id, status="failed", finished_at=utcnow(), error=one_line(exc))
+                lineage.finish_run(
+                    s, record.run_id, status="failed", finished_at=utcnow(), error=one_line(exc)
+                )
             else:
                 lineage.write_run(
                     s, replace(record, status="failed", finished_at=utcnow(), error=one_line(exc))
@@ -438,6 +447,32 @@ def _bare_record(run_id: str, consent_table: str, as_of: Any, context: RunContex
         dbt_invocation_id=context.dbt_invocation_id,
         package_version=package_version(),
     )
+
+
+def open_run(
+    session: Session,
+    record: lineage.RunRecord,
+    consent_table: str,
+    columns: ConsentColumns | None,
+    context: RunContext,
+) -> tuple[Enforcer, Snapshot]:
+    """Create the evidence tables if needed, read the consent log once as of record.as_of, and open
+    the run record. The caller records a failure (record_failure) if this raises."""
+    assert record.as_of is not None
+    with session.transaction() as s:
+        lineage.ensure_tables(s)
+    enforcer = Enforcer(
+        session,
+        consent_table=consent_table,
+        columns=columns,
+        as_of=record.as_of,
+        run_id=record.run_id,
+        context=context,
+    )
+    with session.transaction():
+        snap = enforcer.take_snapshot()
+    enforcer.start_run(record.started_at or utcnow())
+    return enforcer, snap
 
 
 # -- public API ----------------------------------------------------------------------------------
@@ -510,29 +545,17 @@ def run_policy(
     with _session(database, connection, dialect) as session:
         record = _bare_record(rid, policy.consent_table, as_of, ctx)
         try:
-            if normalize_errors := [d.name for d in chosen if d.normalize not in (None, *semantics.NORMALIZATIONS)]:
-                raise ConsentGateError(
-                    f"dataset {normalize_errors[0]}: unknown normalisation (allowed: lower or none)"
-                )
             for d in chosen:  # every name is checked before any SQL runs
                 TableName.parse(d.source, "source table")
                 TableName.parse(d.target, "target table")
                 column(d.subject_column, "subject column")
+                if d.normalize not in (None, *semantics.NORMALIZATIONS):
+                    raise ConsentGateError(
+                        f"dataset {d.name}: unknown normalisation (allowed: lower or none)"
+                    )
             as_of_dt = parse_as_of(as_of)
             record.as_of = as_of_dt
-            enforcer = Enforcer(
-                session,
-                consent_table=policy.consent_table,
-                columns=policy.columns,
-                as_of=as_of_dt,
-                run_id=rid,
-                context=ctx,
-            )
-            with session.transaction() as s:
-                lineage.ensure_tables(s)
-            with session.transaction():
-                snap = enforcer.take_snapshot()
-            enforcer.start_run(record.started_at or utcnow())
+            enforcer, snap = open_run(session, record, policy.consent_table, policy.columns, ctx)
         except Exception as exc:
             record_failure(session, record, exc)
             raise

@@ -27,7 +27,6 @@ import logging
 import os
 import uuid
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +43,6 @@ FILE_ENV = "CONSENTGATE_OPENLINEAGE_FILE"
 NAMESPACE_ENV = "OPENLINEAGE_NAMESPACE"
 DEFAULT_NAMESPACE = "consentgate"
 JOB_NAME = "consentgate.run"
-SCHEMA_BASE = "https://consentgate.dev/spec/facets/1-0-0"
 PRODUCER = "https://github.com/consentgate/consentgate"
 # uuid5 namespace for run ids that are not UUIDs (fixed forever: changing it breaks parent links).
 _RUN_ID_NAMESPACE = uuid.UUID("6f1c2b8e-3d5a-4c1e-9a47-5b0e8d2f7c31")
@@ -87,53 +85,11 @@ def duckdb_location(database: str | Path) -> tuple[str, str]:
     return f"duckdb://{p}", p.stem
 
 
-@cache
-def _facet_class() -> type:
-    import attr
-    from openlineage.client.facet_v2 import RunFacet
-
-    @attr.define
-    class ConsentEnforcementRunFacet(RunFacet):
-        """What one consent enforcement did (same fields and schema as the Airflow operators' facet).
-
-        :param purpose: the purpose subjects had to grant
-        :param as_of: the consent cut-off (ISO 8601, UTC)
-        :param consent_fingerprint: fingerprint of the consent events that counted at the cut-off
-        :param rows_in: rows read from the source
-        :param rows_out: rows written to the target
-        :param excluded: rows left out, by reason
-        :param run_id: the consentgate run id (joins consentgate_runs / consentgate_lineage)
-        :param dataset: the dataset's name in lineage
-        """
-
-        purpose: str
-        as_of: str
-        consent_fingerprint: str
-        rows_in: int
-        rows_out: int
-        excluded: dict[str, int] = attr.field(factory=dict)
-        run_id: str | None = None
-        dataset: str | None = None
-
-        @staticmethod
-        def _get_schema() -> str:
-            return f"{SCHEMA_BASE}/ConsentEnforcementRunFacet.json#/$defs/ConsentEnforcementRunFacet"
-
-    return ConsentEnforcementRunFacet
-
-
 def enforcement_facet(ds: DatasetResult) -> Any:
     """The `consentEnforcement` run facet of one dataset's result."""
-    return _facet_class()(
-        purpose=ds.purpose,
-        as_of=ds.as_of.isoformat(),
-        consent_fingerprint=ds.consent_fingerprint,
-        rows_in=int(ds.rows_in),
-        rows_out=int(ds.rows_out),
-        excluded={k: int(v) for k, v in ds.excluded.items()},
-        run_id=ds.run_id,
-        dataset=ds.dataset,
-    )
+    from consentgate.facets import enforcement_facet as from_summary
+
+    return from_summary(ds.summary())
 
 
 def make_client() -> Any:

@@ -5,11 +5,7 @@
 delete from {{ spec.relation }}
 where {{ row_key }} is null
    or {{ row_key }} not in (
-    select cg_decisions.cg_key
-    from (
-{{ consentgate.consent_decisions(spec) }}
-    ) as cg_decisions
-    where {{ consentgate.exclusion_reason('cg_decisions.cg_key', 'cg_decisions.cg_code') }} is null
+{{ consentgate._consented_keys_sql(spec) }}
 )
   {%- endset -%}
   {{ return(sql) }}

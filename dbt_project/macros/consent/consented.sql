@@ -25,11 +25,7 @@
 select cg_rows.*
 from {{ spec.relation }} as cg_rows
 where {{ row_key }} in (
-    select cg_decisions.cg_key
-    from (
-{{ consentgate.consent_decisions(spec) }}
-    ) as cg_decisions
-    where {{ consentgate.exclusion_reason('cg_decisions.cg_key', 'cg_decisions.cg_code') }} is null
+{{ consentgate._consented_keys_sql(spec) }}
 )
   {%- endset -%}
   {{ return(sql) }}
