@@ -25,12 +25,16 @@ class Dialect:
             return f"epoch_us({expr})"
         return f"(extract(epoch from {expr}) * 1000000)::bigint"
 
-    def row_hash(self, exprs: list[str]) -> str:
-        """A 64-bit hash of a tuple of values (nulls included), as a non-negative integer expression."""
+    def row_hash_parts(self, exprs: list[str]) -> tuple[str, str]:
+        """A 64-bit hash h of a tuple of values (nulls included), as two BIGINT expressions (hi, lo) with
+        h = hi * 2^32 + lo, 0 <= hi, lo < 2^32. Summing the halves as BIGINT is much faster than summing
+        h itself, and (sum(hi) * 2^32 + sum(lo)) mod 2^64 = sum(h) mod 2^64."""
         if self.name == "duckdb":
-            return f"hash({', '.join(exprs)})"
+            h = f"hash({', '.join(exprs)})"
+            return f"CAST({h} >> 32 AS BIGINT)", f"CAST({h} & 4294967295 AS BIGINT)"
         text = " || '|' || ".join(f"coalesce(CAST({e} AS {self.text_type}), '\\N')" for e in exprs)
-        return f"(hashtextextended({text}, 0)::numeric + 9223372036854775808)"
+        h = f"hashtextextended({text}, 0)"  # signed: h + 2^63 is the unsigned hash
+        return f"(({h} >> 32) + 2147483648)", f"({h} & 4294967295)"
 
     def utc_timestamp(self, expr: str, data_type: str) -> str:
         """A naive-UTC timestamp expression for a column of the given (information_schema) type."""

@@ -67,7 +67,7 @@ def snapshot_select(d: Dialect, consent_sql: str, cols: ConsentColumns, types: d
 
     Columns: subject_key (trimmed text), purpose (lower-cased, trimmed), code (of the deciding event:
     `max` is associative, so a coarser key such as lower(subject_key) can be decided from these rows),
-    h (sum of the events' fingerprint hashes) and n (events counted). Rules 1-3 are applied here.
+    h_hi and h_lo (sums of the halves of the events' fingerprint hashes) and n (events counted). Rules 1-3 are applied here.
     One parameter: T (naive UTC timestamp). `types` maps each present logical column to its SQL type.
     """
 
@@ -85,11 +85,12 @@ def snapshot_select(d: Dialect, consent_sql: str, cols: ConsentColumns, types: d
         f"WHEN 'granted' THEN CASE WHEN {expires_at} <= p.t THEN 3 ELSE 4 END ELSE 2 END"
     )
     key = text_key(d, subject, None)
+    hi, lo = d.row_hash_parts([subject, purpose, status, event_ts, recorded_at, expires_at])
     return (
         f"WITH p AS (SELECT CAST({d.param} AS TIMESTAMP) AS t) "
         f"SELECT {key} AS subject_key, lower(trim({purpose})) AS purpose, "
         f"max(({d.epoch_us(event_ts)} + {EPOCH_OFFSET_US}) * 8 + (4 - {severity})) AS code, "
-        f"sum({d.row_hash([subject, purpose, status, event_ts, recorded_at, expires_at])}) AS h, "
+        f"sum({hi}) AS h_hi, sum({lo}) AS h_lo, "
         f"count(*) AS n "
         f"FROM {consent_sql} AS c CROSS JOIN p "
         f"WHERE {subject} IS NOT NULL AND {key} <> '' "
@@ -101,7 +102,9 @@ def snapshot_select(d: Dialect, consent_sql: str, cols: ConsentColumns, types: d
 
 def fingerprint_select(d: Dialect) -> str:
     """(fingerprint as a number in [0, 2^64), events counted) over the snapshot."""
-    total = "coalesce(sum(CAST(h AS DECIMAL(38,0))), 0)"
+    total = (
+        "coalesce(sum(CAST(h_hi AS DECIMAL(38,0))), 0) * 4294967296 + coalesce(sum(CAST(h_lo AS DECIMAL(38,0))), 0)"
+    )
     return f"SELECT CAST(mod({total}, 18446744073709551616) AS {d.text_type}), coalesce(sum(n), 0) FROM {SNAPSHOT}"
 
 
