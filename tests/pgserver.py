@@ -31,6 +31,20 @@ class PgServer:
         return psycopg2.connect(host=self.host, port=self.port, user=self.user, dbname=self.dbname)
 
 
+def fresh_database(server: PgServer, name: str) -> PgServer:
+    """A new, empty database named after `name` (a test's name) on the server."""
+    import re
+
+    dbname = "t_" + re.sub(r"[^a-z0-9_]", "_", name.lower())[:50]
+    admin = server.connect()
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
+        cur.execute(f'CREATE DATABASE "{dbname}"')
+    admin.close()
+    return PgServer(server.host, server.port, server.user, dbname)
+
+
 def _bin(name: str) -> str:
     found = shutil.which(name)
     if found:

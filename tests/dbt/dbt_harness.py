@@ -105,18 +105,9 @@ def postgres_backend(server: Any, schema: str = "consentgate") -> Backend:
 
 def fresh_pg_database(pg_server: Any, name: str) -> Any:
     """A new, empty database on the session server (for module-scoped fixtures; pg_db is per test)."""
-    import re
+    from pgserver import fresh_database
 
-    from pgserver import PgServer
-
-    name = "t_" + re.sub(r"[^a-z0-9_]", "_", name.lower())[:50]
-    admin = pg_server.connect()
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cur.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
-    return PgServer(pg_server.host, pg_server.port, pg_server.user, name)
+    return fresh_database(pg_server, name)
 
 
 def copy_package(dest: Path, *, install: bool = True) -> Path:
