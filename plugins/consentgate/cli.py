@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from consentgate.commands._shared import Database, Json, duckdb_session
 from consentgate.errors import ConsentGateError, one_line
 
 app = typer.Typer(
@@ -22,11 +23,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-Database = Annotated[Path, typer.Option("--database", "-d", help="DuckDB database file.")]
 AsOf = Annotated[
     str | None, typer.Option("--as-of", help="Consent cut-off, ISO 8601 (naive = UTC). Default: now.")
 ]
-Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
 def fail(exc: BaseException, code: int = 1) -> NoReturn:
@@ -127,20 +126,16 @@ def lineage_cmd(
 ) -> None:
     """Show recorded runs and their per-dataset counts."""
     from consentgate import lineage
-    from consentgate.db import open_duckdb
     from consentgate.errors import RunNotFoundError
 
     try:
-        session = open_duckdb(database, read_only=True)
-        try:
+        with duckdb_session(database, read_only=True) as session:
             if not lineage.has_tables(session):
                 runs = []
             else:
                 runs = lineage.read_runs(session, run_id, limit)
                 for r in runs:
                     r["datasets"] = lineage.read_lineage(session, r["run_id"])
-        finally:
-            session.close()
         if run_id and not runs:
             raise RunNotFoundError(f"no run with run_id {run_id!r} in {str(database)!r}")
     except Exception as exc:  # noqa: BLE001
@@ -157,6 +152,8 @@ def _register_commands() -> None:
     from consentgate import commands
 
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue  # shared helpers, not commands
         import_module(f"consentgate.commands.{info.name}").register(app)
 
 

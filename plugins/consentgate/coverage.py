@@ -96,7 +96,12 @@ def _tags(node: Mapping[str, Any]) -> set[str]:
     return {str(tag) for tag in [*(node.get("tags") or []), *(config.get("tags") or [])]}
 
 
-def _purpose(node: Mapping[str, Any]) -> str | None:
+def purpose_of(node: Mapping[str, Any]) -> str | None:
+    """A node's declared purpose, trimmed and lower-cased; None when it declares none.
+
+    Read from config meta `consentgate: {purpose: ...}`, else meta `consentgate_purpose`. The one
+    definition, shared by the coverage check and `consentgate purposes`.
+    """
     for meta in _metas(node):
         marks = meta.get("consentgate")
         if isinstance(marks, Mapping) and isinstance(marks.get("purpose"), str) and marks["purpose"].strip():
@@ -214,7 +219,7 @@ def find_violations(manifest: dict) -> list[Violation]:
     macros = manifest.get("macros") or {}
     violations: list[Violation] = []
     for uid in ad_targeting_models(manifest):
-        purpose = _purpose(nodes[uid])
+        purpose = purpose_of(nodes[uid])
         if purpose is None:
             violations.append(
                 Violation(

@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from consentgate import lineage, transparency
+from consentgate import lineage, transparency, verification
 from consentgate.db import Session, open_duckdb
 from consentgate.engine import utcnow
 from consentgate.errors import ConsentGateError, RunNotFoundError, one_line
@@ -96,7 +96,7 @@ def collect(
         if run["as_of"] is not None:
             first = next(i for i, r in enumerate(trend) if r["as_of"] == run["as_of"])
             data["changes"] = by_run[first]
-        data["latency"] = transparency.opt_out_latency(session, source)
+        data["latency"] = verification.opt_out_latency(session, source)
     except Exception as exc:  # noqa: BLE001 - reporting degrades, never fails
         log.warning("consent changes could not be computed: %s", one_line(exc))
         data["notes"].append(f"consent changes could not be computed: {one_line(exc)}")

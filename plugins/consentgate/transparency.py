@@ -1,9 +1,10 @@
-"""Transparency: what consentgate decided for one person, what each purpose means, whether a run holds up.
+"""Transparency: what consentgate decided for one person, and what each purpose means.
 
-Everything here reads; nothing writes a table (session-private temp tables only), so it runs on a
-read-only connection. Decisions come from the rule's one SQL home (`consentgate.semantics`): the
-subject report runs the snapshot/decided generators over the person's own events, and `verify`
-replays a run through `Enforcer.take_snapshot` and `Enforcer.counts`.
+Everything here reads; nothing writes a table (session-private temp tables only, and the subject
+index on request), so the reports run on a read-only connection. Decisions come from the rule's one
+SQL home (`consentgate.semantics`): the subject report runs the snapshot/decided generators over the
+person's own events. Whether a recorded run holds up, and the opt-out latency, are in
+`consentgate.verification`.
 
 Subject identifiers appear only in `subject_report`, which is asked for one person by name. Every
 other function returns counts, table names and timestamps.
@@ -22,15 +23,17 @@ from consentgate import lineage, semantics
 from consentgate.db import Session
 from consentgate.dialects import DUCKDB
 from consentgate.engine import Enforcer, utcnow
-from consentgate.errors import ConsentGateError, RunNotFoundError, one_line
+from consentgate.errors import ConsentGateError
 from consentgate.names import TableName, quote
 from consentgate.policy import Policy
-from consentgate.semantics import REASONS, SEVERITY_REASON, VALID_GRANT, ConsentColumns, text_key
+from consentgate.semantics import SEVERITY_REASON, VALID_GRANT, ConsentColumns, text_key
 
 log = logging.getLogger("consentgate")
 
 SUBJECT_EVENTS = "_consentgate_subject_events"
 CONSENTED = "consented"
+
+Mode = tuple[str, str | None]  # (purpose key, key normalisation): what one decision is keyed by
 
 
 class SubjectError(ConsentGateError, ValueError):
@@ -164,9 +167,7 @@ def state_of(severity: int | None) -> str:
     return CONSENTED if severity == VALID_GRANT else SEVERITY_REASON[int(severity)]
 
 
-def _decisions_sql(
-    session: Session, source_sql: str, source: ConsentSource, modes: list[tuple[str, str | None]]
-) -> str:
+def _decisions_sql(session: Session, source_sql: str, source: ConsentSource, modes: list[Mode]) -> str:
     """One statement: the snapshot as of T over `source_sql`, then the deciding severity per mode.
 
     Parameters: T, then (purpose, key) per mode. Built only from the rule's generators.
@@ -185,9 +186,9 @@ def _decide_subject(
     session: Session,
     source: ConsentSource,
     as_of: datetime,
-    modes: list[tuple[str, str | None]],
+    modes: list[Mode],
     keys: dict[str | None, str],
-) -> dict[tuple[str, str | None], int | None]:
+) -> dict[Mode, int | None]:
     if not modes:
         return {}
     params: list[Any] = [as_of]
@@ -200,6 +201,15 @@ def _decide_subject(
 
 def _purpose_key(name: str | None) -> str | None:
     return None if name is None else name.strip().lower()
+
+
+def _mode(purpose: str | None, normalize: str | None) -> Mode:
+    """A (purpose, key normalisation) pair as decisions are keyed: the purpose trimmed and lower-cased."""
+    return (_purpose_key(purpose) or "", normalize)
+
+
+def _mode_order(mode: Mode) -> tuple[str, str]:
+    return (mode[0], mode[1] or "")
 
 
 def _lineage_rows(session: Session) -> list[dict[str, Any]]:
@@ -261,11 +271,9 @@ def _subject_sections(
     session: Session, source: ConsentSource, keys: dict[str | None, str], policy: Policy | None, now: datetime
 ) -> dict[str, Any]:
     run_rows = _lineage_rows(session)
-    modes: set[tuple[str, str | None]] = {
-        (_purpose_key(r["purpose"]) or "", r["normalize"]) for r in run_rows if r["purpose"]
-    }
+    modes: set[Mode] = {_mode(r["purpose"], r["normalize"]) for r in run_rows if r["purpose"]}
     if policy:
-        modes |= {(_purpose_key(ds.purpose) or "", ds.normalize) for ds in policy.datasets}
+        modes |= {_mode(ds.purpose, ds.normalize) for ds in policy.datasets}
     lower_purposes = {p for p, n in modes if n == "lower"}
 
     history = _history(session, source, keys, lower_purposes)
@@ -274,7 +282,7 @@ def _subject_sections(
         purposes |= {_purpose_key(p.name) or "" for p in policy.purposes}
     current_modes = sorted(
         set(modes) | {(p, None) for p in purposes if not any(m[0] == p for m in modes)},
-        key=lambda m: (m[0], m[1] or ""),
+        key=_mode_order,
     )
     decided_now = _decide_subject(session, source, now, current_modes, keys)
     descriptions = {(_purpose_key(p.name) or ""): p.description for p in policy.purposes} if policy else {}
@@ -317,9 +325,9 @@ def _history(
                 "subject_id": None if sid is None else str(sid),
                 "purpose": purpose,
                 "status": status,
-                "event_ts": _iso(event_ts),
-                "recorded_at": _iso(recorded_at),
-                "expires_at": _iso(expires_at),
+                "event_ts": iso(event_ts),
+                "recorded_at": iso(recorded_at),
+                "expires_at": iso(expires_at),
                 "source": src,
                 "policy_version": version,
             }
@@ -331,7 +339,7 @@ def _runs_for_subject(
     session: Session, source: ConsentSource, run_rows: list[dict[str, Any]], keys: dict[str | None, str]
 ) -> list[dict[str, Any]]:
     runs: dict[str, dict[str, Any]] = {}
-    needed: dict[datetime, set[tuple[str, str | None]]] = {}
+    needed: dict[datetime, set[Mode]] = {}
     for r in run_rows:
         run = runs.setdefault(
             r["run_id"],
@@ -345,7 +353,7 @@ def _runs_for_subject(
         )
         if r["dataset"] is None:
             continue
-        mode = (_purpose_key(r["purpose"]) or "", r["normalize"])
+        mode = _mode(r["purpose"], r["normalize"])
         run["datasets"].append(
             {**{k: r[k] for k in ("dataset", "source", "target", "purpose", "normalize")}, "_mode": mode}
         )
@@ -362,16 +370,16 @@ def _runs_for_subject(
             severity = decided[run["as_of"]][mode]
             ds["eligible"] = severity == VALID_GRANT
             ds["state"] = state_of(severity)
-        out.append({**run, "as_of": _iso(run["as_of"])})
+        out.append({**run, "as_of": iso(run["as_of"])})
     return out
 
 
 def _decide_at_cutoffs(
     session: Session,
     source: ConsentSource,
-    needed: dict[datetime, set[tuple[str, str | None]]],
+    needed: dict[datetime, set[Mode]],
     keys: dict[str | None, str],
-) -> dict[datetime, dict[tuple[str, str | None], int | None]]:
+) -> dict[datetime, dict[Mode, int | None]]:
     """The person's decision at every run cut-off, evaluating the rule once per class of equal cut-offs.
 
     The rule reads T only through `x <= T` for x in the person's event_ts, recorded_at-or-event_ts
@@ -398,16 +406,17 @@ def _decide_at_cutoffs(
     groups: dict[int, list[datetime]] = {}
     for t in cutoffs:
         groups.setdefault(group_of[t], []).append(t)
-    decided: dict[datetime, dict[tuple[str, str | None], int | None]] = {}
+    decided: dict[datetime, dict[Mode, int | None]] = {}
     for members in groups.values():
-        modes = sorted(set().union(*(needed[t] for t in members)), key=lambda m: (m[0], m[1] or ""))
+        modes = sorted(set().union(*(needed[t] for t in members)), key=_mode_order)
         at_first = _decide_subject(session, source, members[0], modes, keys)
         for t in members:
             decided[t] = at_first
     return decided
 
 
-def _iso(value: Any) -> str | None:
+def iso(value: Any) -> str | None:
+    """A timestamp as ISO 8601 text (anything else as str); None stays None."""
     return None if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
 
 
@@ -450,7 +459,7 @@ def ad_targeting_models(manifest: dict[str, Any]) -> list[dict[str, Any]]:
                 "name": node.get("name"),
                 "unique_id": uid,
                 "relation": relation,
-                "purpose": coverage._purpose(node),  # noqa: SLF001 - one definition of a model's purpose
+                "purpose": coverage.purpose_of(node),
                 "description": node.get("description") or "",
             }
         )
@@ -497,265 +506,4 @@ def purposes_overview(policy: Policy, manifest: dict[str, Any] | None = None) ->
         "used_by_source": "policy" if models is None else "dbt_manifest",
         "purposes": out,
         "undeclared_models": undeclared,
-    }
-
-
-# -- verify ---------------------------------------------------------------------------------------
-
-
-def _counts_dict(rows_in: int, rows_out: int, excluded: dict[str, int]) -> dict[str, Any]:
-    return {
-        "rows_in": rows_in,
-        "rows_out": rows_out,
-        "excluded": {k: int(excluded.get(k, 0)) for k in REASONS},
-    }
-
-
-def _recorded(row: dict[str, Any]) -> dict[str, Any]:
-    return _counts_dict(
-        int(row["rows_in"] or 0),
-        int(row["rows_out"] or 0),
-        {k: int(row[f"excluded_{k}"] or 0) for k in REASONS},
-    )
-
-
-def _latest_writers(session: Session) -> dict[tuple[str, str], str]:
-    """target key -> run_id of the lineage row that last replaced it."""
-    rows = session.all(
-        f"SELECT run_id, target FROM {lineage.LINEAGE} WHERE target IS NOT NULL "
-        "ORDER BY finished_at NULLS FIRST, started_at NULLS FIRST"
-    )
-    latest: dict[tuple[str, str], str] = {}
-    for run_id, target in rows:
-        try:
-            latest[TableName.parse(target).key(session.default_schema)] = str(run_id)
-        except ConsentGateError:
-            continue
-    return latest
-
-
-def verify_run(session: Session, run_id: str, *, policy: Policy | None = None) -> dict[str, Any]:
-    """Replay a recorded run from the consent log as of its cut-off and check its evidence still holds.
-
-    Fails (ok=False) when the consent fingerprint differs (the log was rewritten after the run), when
-    the recomputed decisions differ on an unchanged source, or when a target still holding the run's
-    output has rows of people not consented as of the cut-off. A source that grew or shrank since the
-    run is a warning: its decisions cannot be recomputed exactly. Counts only; no subject id.
-    """
-    if not lineage.has_tables(session):
-        raise RunNotFoundError("no run recorded in this database (no consentgate_runs table)")
-    found = lineage.read_runs(session, run_id, limit=1)
-    if not found:
-        raise RunNotFoundError(f"no run with run_id {run_id!r}; list runs with `consentgate lineage`")
-    run = found[0]
-    rows = lineage.read_lineage(session, run_id)
-    problems: list[str] = []
-    warnings: list[str] = []
-    result: dict[str, Any] = {
-        "run_id": run_id,
-        "run_status": run["status"],
-        "as_of": _iso(run["as_of"]),
-        "consent_table": run["consent_table"],
-        "fingerprint": None,
-        "datasets": [],
-        "problems": problems,
-        "warnings": warnings,
-    }
-    if run["as_of"] is None:
-        problems.append("the run has no recorded as_of (it failed before reading consent): nothing to replay")
-    if not rows:
-        warnings.append("the run recorded no dataset (it enforced nothing)")
-    enforcer = None
-    if run["as_of"] is not None:
-        enforcer = Enforcer(
-            session,
-            consent_table=run["consent_table"] or (policy.consent_table if policy else "consent_events"),
-            columns=policy.columns if policy else ConsentColumns(),
-            as_of=run["as_of"],
-            run_id=run_id,
-        )
-        try:
-            snap = enforcer.take_snapshot()
-        except ConsentGateError as exc:
-            problems.append(f"the consent log cannot be read as of the run's cut-off: {one_line(exc)}")
-            enforcer = None
-        else:
-            match = snap.fingerprint == run["consent_fingerprint"]
-            result["fingerprint"] = {
-                "recorded": run["consent_fingerprint"],
-                "recomputed": snap.fingerprint,
-                "events_recorded": run["consent_events_counted"],
-                "events_recomputed": snap.events_counted,
-                "match": match,
-            }
-            if not match:
-                problems.append(
-                    f"consent fingerprint differs: recorded {run['consent_fingerprint']} over "
-                    f"{run['consent_events_counted']} events, recomputed {snap.fingerprint} over "
-                    f"{snap.events_counted}: events that counted at the cut-off were changed, deleted or "
-                    "back-dated into the log after the run"
-                )
-    latest = _latest_writers(session) if rows else {}
-    for row in rows:
-        result["datasets"].append(_verify_dataset(session, enforcer, run_id, row, latest, problems, warnings))
-    result["ok"] = not problems
-    result["status"] = "failed" if problems else ("verified_with_warnings" if warnings else "verified")
-    return result
-
-
-def _verify_dataset(
-    session: Session,
-    enforcer: Enforcer | None,
-    run_id: str,
-    row: dict[str, Any],
-    latest: dict[tuple[str, str], str],
-    problems: list[str],
-    warnings: list[str],
-) -> dict[str, Any]:
-    name = row["dataset"]
-    entry: dict[str, Any] = {
-        "dataset": name,
-        "source": row["source"],
-        "target": row["target"],
-        "purpose": row["purpose"],
-        "recorded": _recorded(row),
-        "recomputed": None,
-        "status": "not_replayed",
-        "target_check": None,
-    }
-    if enforcer is None:
-        return entry
-    snap = enforcer.snapshot
-    if row["consent_fingerprint"] and snap and row["consent_fingerprint"] != snap.fingerprint:
-        problems.append(f"{name}: its lineage row's consent fingerprint differs from the recomputed one")
-    try:
-        rows_in, rows_out, excluded = enforcer.counts(
-            TableName.parse(row["source"], "source table"),
-            row["subject_column"],
-            row["purpose"],
-            row["normalize"],
-        )
-    except ConsentGateError as exc:
-        entry["status"] = "source_missing"
-        warnings.append(f"{name}: cannot recompute from the source: {one_line(exc)}")
-    else:
-        entry["recomputed"] = _counts_dict(rows_in, rows_out, excluded)
-        if entry["recomputed"] == entry["recorded"]:
-            entry["status"] = "reproduced"
-        elif rows_in != entry["recorded"]["rows_in"]:
-            entry["status"] = "source_changed"
-            warnings.append(
-                f"{name}: source {row['source']} now has {rows_in} rows, the run read {entry['recorded']['rows_in']}: "
-                "it changed since the run, so its decisions are recomputed on today's rows"
-            )
-        else:
-            entry["status"] = "mismatch"
-            problems.append(
-                f"{name}: recomputed decisions differ from the recorded ones on a source of the same size "
-                f"(recorded {entry['recorded']['rows_out']} kept, recomputed {rows_out})"
-            )
-    entry["target_check"] = _check_target(session, enforcer, run_id, row, latest, problems, warnings)
-    return entry
-
-
-def _check_target(
-    session: Session,
-    enforcer: Enforcer,
-    run_id: str,
-    row: dict[str, Any],
-    latest: dict[tuple[str, str], str],
-    problems: list[str],
-    warnings: list[str],
-) -> dict[str, Any]:
-    name = row["dataset"]
-    try:
-        target = TableName.parse(row["target"], "target table")
-    except ConsentGateError as exc:
-        return {"status": "unreadable", "error": one_line(exc)}
-    writer = latest.get(target.key(session.default_schema))
-    if writer != run_id:
-        return {"status": "replaced", "replaced_by": writer}
-    try:
-        rows, kept, violations = enforcer.counts(
-            target, row["subject_column"], row["purpose"], row["normalize"]
-        )
-    except ConsentGateError as exc:
-        warnings.append(f"{name}: target {row['target']} cannot be checked: {one_line(exc)}")
-        return {"status": "missing", "error": one_line(exc)}
-    bad = {k: v for k, v in violations.items() if v}
-    check: dict[str, Any] = {"status": "clean", "rows": rows, "consented": kept, "violations": violations}
-    if bad:
-        check["status"] = "contaminated"
-        problems.append(
-            f"{name}: target {row['target']} holds {rows - kept} rows not consented as of the run's cut-off ("
-            + ", ".join(f"{k} {v}" for k, v in bad.items())
-            + ")"
-        )
-    elif rows != int(row["rows_out"] or 0):
-        check["status"] = "changed"
-        warnings.append(f"{name}: target {row['target']} has {rows} rows, the run wrote {row['rows_out']}")
-    return check
-
-
-# -- opt-out latency ------------------------------------------------------------------------------
-
-
-def opt_out_latency(session: Session, source: ConsentSource) -> dict[str, Any]:
-    """How long withdrawals took to reach a run, over every recorded run (aggregates only).
-
-    For each withdrawal (a well-formed event whose status is `withdrawn`) of a purpose some run
-    enforced: the first run (by as_of) with a dataset of that purpose whose cut-off includes it
-    (as_of >= when the event became known: the later of event_ts and recorded_at). Latency is that
-    run's as_of minus the known time. Withdrawals known before the purpose's first run predate
-    enforcement and are counted apart; those no run has reached yet are `pending`.
-    """
-    empty = {
-        "withdrawals": 0,
-        "measured": 0,
-        "pending": 0,
-        "before_first_run": 0,
-        "untracked": 0,
-        "median_seconds": None,
-        "max_seconds": None,
-    }
-    if not lineage.has_tables(session):
-        return empty
-    d = session.dialect
-    status = source.expr(session, "status")
-    purpose = source.expr(session, "purpose")
-    lag = f"({d.epoch_us('r.enforced_at')} - {d.epoch_us('r.known')}) / 1000000.0"
-    # The first run at or after each withdrawal: withdrawals and run cut-offs in one sequence per
-    # purpose, latest first (a run before a withdrawal of the same instant), and a running minimum of
-    # the cut-offs seen so far. One sort instead of a join of every withdrawal with every run.
-    sql = (
-        f"WITH w AS (SELECT lower(trim({purpose})) AS purpose, {source.known_at(session)} AS t "
-        f"FROM {source.table.sql()} AS c "
-        f"WHERE {source.well_formed(session)} AND lower(trim({status})) = 'withdrawn'), "
-        f"runs AS (SELECT DISTINCT lower(trim(l.purpose)) AS purpose, r.as_of AS t FROM {lineage.LINEAGE} AS l "
-        f"JOIN {lineage.RUNS} AS r ON r.run_id = l.run_id WHERE r.as_of IS NOT NULL AND l.purpose IS NOT NULL), "
-        "firsts AS (SELECT purpose, min(t) AS first_as_of FROM runs GROUP BY purpose), "
-        "seq AS (SELECT purpose, t, 0 AS kind, CAST(NULL AS TIMESTAMP) AS as_of FROM w "
-        "UNION ALL SELECT purpose, t, 1, t FROM runs), "
-        "nxt AS (SELECT purpose, t, kind, min(as_of) OVER (PARTITION BY purpose ORDER BY t DESC, kind DESC "
-        "ROWS UNBOUNDED PRECEDING) AS enforced_at FROM seq), "
-        "r AS (SELECT nxt.t AS known, f.first_as_of, nxt.enforced_at FROM nxt "
-        "LEFT JOIN firsts AS f ON f.purpose = nxt.purpose WHERE nxt.kind = 0) "
-        "SELECT count(*), "
-        "count(*) FILTER (WHERE r.first_as_of IS NULL), "
-        "count(*) FILTER (WHERE r.first_as_of IS NOT NULL AND r.known <= r.first_as_of), "
-        "count(*) FILTER (WHERE r.known > r.first_as_of AND r.enforced_at IS NULL), "
-        "count(*) FILTER (WHERE r.known > r.first_as_of AND r.enforced_at IS NOT NULL), "
-        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {lag}) FILTER (WHERE r.known > r.first_as_of), "
-        f"max({lag}) FILTER (WHERE r.known > r.first_as_of) "
-        "FROM r"
-    )
-    total, untracked, before, pending, measured, median, worst = session.one(sql)
-    return {
-        "withdrawals": int(total),
-        "measured": int(measured),
-        "pending": int(pending),
-        "before_first_run": int(before),
-        "untracked": int(untracked),
-        "median_seconds": None if median is None else float(median),
-        "max_seconds": None if worst is None else float(worst),
     }

@@ -92,7 +92,7 @@ def test_example_build_keeps_only_consented_subjects_and_logs_the_run(example, c
 
     # The Python engine can replay the dbt run from its evidence.
     from consentgate.db import session_for
-    from consentgate.transparency import verify_run
+    from consentgate.verification import verify_run
 
     with backend.connect() as con:
         verified = verify_run(session_for(con, "duckdb"), run_id)

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from cg_transparency import C, G, assert_no_subject_id, cg, cg_json, sql
-from consentgate import lineage, transparency
+from consentgate import lineage, transparency, verification
 from consentgate.db import session_for
 
 DAY = 86400.0
@@ -185,7 +185,7 @@ def _latency(
             ),
         )
     try:
-        return transparency.opt_out_latency(session, transparency.consent_source(session))
+        return verification.opt_out_latency(session, transparency.consent_source(session))
     finally:
         con.close()
 

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from consentgate.commands._shared import Json
+
 
 def register(app: typer.Typer) -> None:
     app.command()(coverage)
@@ -14,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
 def coverage(
     manifest: Annotated[Path, typer.Option("--manifest", "-m", help="dbt target/manifest.json.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Check that no ad-targeting model bypasses consent; print each offending path, exit 1 if any."""
     from consentgate.coverage import coverage_command

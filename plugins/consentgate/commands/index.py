@@ -8,13 +8,15 @@ from typing import Annotated
 
 import typer
 
+from consentgate.commands._shared import Database, Json, duckdb_session, load_policy
+
 
 def register(app: typer.Typer) -> None:
     app.command()(index)
 
 
 def index(
-    database: Annotated[Path, typer.Option("--database", "-d", help="DuckDB database file.")],
+    database: Database,
     policy: Annotated[
         Path | None,
         typer.Option("--policy", "-p", help="Policy file naming the consent table and its columns."),
@@ -23,7 +25,7 @@ def index(
         str | None, typer.Option(help="Consent log table (default: the policy's, else the latest run's).")
     ] = None,
     drop: Annotated[bool, typer.Option("--drop", help="Drop the index instead of creating it.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Index the consent log by subject key, so a subject report reads one person's events, not the whole log.
 
@@ -32,13 +34,10 @@ def index(
     """
     from consentgate import transparency
     from consentgate.cli import emit_json, fail
-    from consentgate.db import open_duckdb
-    from consentgate.policy import load
 
     try:
-        loaded = load(policy) if policy else None
-        session = open_duckdb(database)
-        try:
+        loaded = load_policy(policy)
+        with duckdb_session(database, read_only=False) as session:
             source = transparency.consent_source(session, loaded, consent_table)
             t0 = time.perf_counter()
             if drop:
@@ -46,8 +45,6 @@ def index(
             else:
                 changed = transparency.create_subject_index(session, source)
             seconds = time.perf_counter() - t0
-        finally:
-            session.close()
     except Exception as exc:  # noqa: BLE001
         fail(exc)
     summary = {

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from consentgate.commands._shared import Json
+
 
 def register(app: typer.Typer) -> None:
     app.command()(purposes)
@@ -21,7 +23,7 @@ def purposes(
             help="dbt manifest.json: list the models with meta consentgate: {ad_targeting: true, purpose: ...}.",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    as_json: Json = False,
 ) -> None:
     """For every purpose: its plain-language description, the datasets that feed it and what uses it.
 

@@ -7,35 +7,33 @@ from typing import Annotated
 
 import typer
 
+from consentgate.commands._shared import Database, Json, MappedPolicy, load_policy
+
 
 def register(app: typer.Typer) -> None:
     app.command()(report)
 
 
 def report(
-    database: Annotated[Path, typer.Option("--database", "-d", help="DuckDB database file.")],
+    database: Database,
     run_id: Annotated[
         str | None, typer.Option("--run-id", help="The run to report (default: the latest).")
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path(
         "consentgate-report.html"
     ),
-    policy: Annotated[
-        Path | None,
-        typer.Option("--policy", "-p", help="Policy file, for a consent log with mapped column names."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    policy: MappedPolicy = None,
+    as_json: Json = False,
 ) -> None:
     """Write an HTML report of a run (rows in and out, exclusions, consent changes) and of the trend across runs.
 
     Self-contained: inline CSS and SVG, no script, nothing fetched. Counts only, never a subject id.
     """
     from consentgate.cli import emit_json, fail
-    from consentgate.policy import load
     from consentgate.report import write_report
 
     try:
-        written = write_report(database, out, run_id, policy=load(policy) if policy else None)
+        written = write_report(database, out, run_id, policy=load_policy(policy))
     except Exception as exc:  # noqa: BLE001
         fail(exc)
     if as_json:

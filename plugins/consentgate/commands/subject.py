@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from consentgate.commands._shared import Database, Json, duckdb_session, load_policy
+
 
 def register(app: typer.Typer) -> None:
     app.command()(subject)
@@ -17,28 +19,23 @@ def register(app: typer.Typer) -> None:
 
 def subject(
     subject_id: Annotated[str, typer.Argument(help="The person's key as it appears in the consent log.")],
-    database: Annotated[Path, typer.Option("--database", "-d", help="DuckDB database file.")],
+    database: Database,
     policy: Annotated[
         Path | None,
         typer.Option(
             "--policy", "-p", help="Policy file: consent table/columns, purposes and key normalisation."
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Show one person's consent history, their state per purpose now, and whether each run kept their rows."""
     from consentgate import transparency
     from consentgate.cli import emit_json, fail
-    from consentgate.db import open_duckdb
-    from consentgate.policy import load
 
     try:
-        loaded = load(policy) if policy else None
-        session = open_duckdb(database, read_only=True)
-        try:
+        loaded = load_policy(policy)
+        with duckdb_session(database, read_only=True) as session:
             report = transparency.subject_report(session, subject_id, policy=loaded)
-        finally:
-            session.close()
     except Exception as exc:  # noqa: BLE001 - one line, exit non-zero
         fail(exc)
     if as_json:

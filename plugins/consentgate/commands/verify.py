@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from consentgate.commands._shared import Database, Json, MappedPolicy, duckdb_session, load_policy
 
 
 def register(app: typer.Typer) -> None:
@@ -13,13 +14,10 @@ def register(app: typer.Typer) -> None:
 
 
 def verify(
-    database: Annotated[Path, typer.Option("--database", "-d", help="DuckDB database file.")],
+    database: Database,
     run_id: Annotated[str, typer.Option("--run-id", help="The run to verify (see `consentgate lineage`).")],
-    policy: Annotated[
-        Path | None,
-        typer.Option("--policy", "-p", help="Policy file, for a consent log with mapped column names."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    policy: MappedPolicy = None,
+    as_json: Json = False,
 ) -> None:
     """Recompute a run's decisions as of its cut-off, compare the consent fingerprint, check its targets.
 
@@ -27,24 +25,19 @@ def verify(
     reproduced on an unchanged source, or a target still holding the run's output has rows of people
     who were not consented. Also reports the opt-out latency over all runs (aggregates only).
     """
-    from consentgate import transparency
+    from consentgate import transparency, verification
     from consentgate.cli import emit_json, fail
-    from consentgate.db import open_duckdb
     from consentgate.errors import ConsentGateError
-    from consentgate.policy import load
 
     try:
-        loaded = load(policy) if policy else None
-        session = open_duckdb(database, read_only=True)
-        try:
-            result = transparency.verify_run(session, run_id, policy=loaded)
+        loaded = load_policy(policy)
+        with duckdb_session(database, read_only=True) as session:
+            result = verification.verify_run(session, run_id, policy=loaded)
             try:
                 source = transparency.consent_source(session, loaded, result["consent_table"])
-                result["opt_out_latency"] = transparency.opt_out_latency(session, source)
+                result["opt_out_latency"] = verification.opt_out_latency(session, source)
             except ConsentGateError:
                 result["opt_out_latency"] = None  # the log is unreadable: already a problem above
-        finally:
-            session.close()
     except Exception as exc:  # noqa: BLE001
         fail(exc)
     if as_json:
