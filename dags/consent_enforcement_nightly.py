@@ -15,20 +15,23 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Param, task
 from consentgate.operators import (
-    DUCKDB_POOL,
     ConsentAuditOperator,
     ConsentFilterOperator,
     DbtBuildOperator,
     consented_alias,
+    warehouse_pool,
 )
 
 DBT_PROJECT = os.environ.get(
     "CONSENTGATE_DBT_PROJECT_DIR",
     str(Path(__file__).resolve().parents[1] / "dbt_project" / "integration_tests"),
 )
-# DuckDB allows one writing process per file: every task that opens the warehouse runs in this pool
-# (1 slot). On PostgreSQL set CONSENTGATE_POOL=default_pool (or a bigger pool) to run mapped tasks in parallel.
-POOL = os.environ.get("CONSENTGATE_POOL", DUCKDB_POOL)
+# Every task that opens the warehouse runs in this pool. A pool is fixed when the DAG is parsed (the
+# scheduler takes a mapped task's pool from partial()), so it is chosen from the environment alone, never
+# from a Connection or Variable: CONSENTGATE_POOL if set; else `default_pool` (parallel) when
+# CONSENTGATE_CONN_ID's connection is an AIRFLOW_CONN_* env var of type postgres; else the one-slot
+# `consentgate_duckdb` (DuckDB allows one writing process per file). See docs/airflow.md.
+POOL = warehouse_pool()
 
 # The dbt models that feed ad platforms (dbt_project/integration_tests/models/ad_targeting), audited
 # after every build. Unqualified names resolve in the connection's default schema (dbt's target schema).

@@ -177,8 +177,9 @@ def duckdb_path(conn_id: str) -> str | None:
 
 
 def dbt_env(conn_id: str | None) -> dict[str, str]:
-    """Environment a consentgate dbt profile reads for the connection: CONSENTGATE_DUCKDB (the DuckDB
-    file), or CONSENTGATE_PG_HOST/PORT/USER/PASSWORD/DBNAME for PostgreSQL."""
+    """Environment a consentgate dbt profile reads for the connection: CONSENTGATE_DBT_TARGET (the
+    profile target of the connection's dialect, `duckdb` or `postgres`), and CONSENTGATE_DUCKDB (the
+    DuckDB file) or CONSENTGATE_PG_HOST/PORT/USER/PASSWORD/DBNAME/SCHEMA for PostgreSQL."""
     if not conn_id:
         return {}
     from airflow.sdk import BaseHook
@@ -186,8 +187,11 @@ def dbt_env(conn_id: str | None) -> dict[str, str]:
     conn = BaseHook.get_connection(conn_id)
     if dialect_of(conn.conn_type) == "duckdb":
         path = duckdb_path(conn_id)
-        return {"CONSENTGATE_DUCKDB": path} if path else {}
+        # The target follows the connection: a profile whose default target is another engine would
+        # otherwise build (and audit) a different database than the one the operators enforced.
+        return {"CONSENTGATE_DBT_TARGET": "duckdb", **({"CONSENTGATE_DUCKDB": path} if path else {})}
     env = {
+        "CONSENTGATE_DBT_TARGET": "postgres",
         "CONSENTGATE_PG_HOST": conn.host or "localhost",
         "CONSENTGATE_PG_PORT": str(conn.port or 5432),
         "CONSENTGATE_PG_USER": conn.login or "",

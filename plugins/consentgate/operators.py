@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 CONSENTED_ALIAS = "consentgate_consented"
 #: The one-slot pool that serialises tasks writing one DuckDB file (see docs/airflow.md).
 DUCKDB_POOL = "consentgate_duckdb"
+#: PostgreSQL takes many writers: tasks that open it run in Airflow's default pool, mapped ones in parallel.
+PARALLEL_POOL = "default_pool"
+_PARALLEL_CONN_TYPES = ("postgres", "postgresql")
 
 
 # -- shared helpers ------------------------------------------------------------------------------
@@ -48,6 +51,33 @@ def consented_alias() -> Any:
     from airflow.sdk import AssetAlias
 
     return AssetAlias(name=CONSENTED_ALIAS)
+
+
+def warehouse_pool(environ: Mapping[str, str] | None = None) -> str:
+    """The pool of the tasks that open the warehouse, decided from the environment alone (it runs at DAG
+    parse time, so it reads no Connection, Variable or database).
+
+    `CONSENTGATE_POOL` wins. Otherwise, when the connection named by `CONSENTGATE_CONN_ID` (default
+    `duckdb_default`) is defined in the environment (`AIRFLOW_CONN_<ID>`, URI or JSON) with a postgres
+    type, `default_pool`, so mapped tasks run in parallel. Anything else (a DuckDB connection, one kept
+    in the metadata DB or a secrets backend, an unreadable definition) gets the one-slot DuckDB pool:
+    serial is always safe, parallel writers on one DuckDB file are not.
+    """
+    env = os.environ if environ is None else environ
+    explicit = (env.get("CONSENTGATE_POOL") or "").strip()
+    if explicit:
+        return explicit
+    conn_id = (env.get("CONSENTGATE_CONN_ID") or "").strip() or "duckdb_default"
+    definition = (env.get(f"AIRFLOW_CONN_{conn_id.upper()}") or "").strip()
+    kind = ""
+    if definition.startswith("{"):
+        try:
+            kind = str(json.loads(definition).get("conn_type") or "")
+        except (ValueError, AttributeError):
+            kind = ""
+    elif "://" in definition:
+        kind = definition.split("://", 1)[0]
+    return PARALLEL_POOL if kind.strip().lower().replace("-", "_") in _PARALLEL_CONN_TYPES else DUCKDB_POOL
 
 
 def fail_task(exc: BaseException) -> NoReturn:
