@@ -250,7 +250,8 @@ def test_day1_lineage_rows_carry_the_airflow_run(day1) -> None:
         assert row[14] == run["consent_fingerprint"]
     dbt_rows = [r for r in day1["lineage"] if r[2] == "dbt"]
     assert {r[1] for r in dbt_rows} >= {
-        "ad_audience",
+        "ad_audience/stg_customers",
+        "ad_audience/stg_web_events",
         "ad_lookalike_seed",
         "ad_customer_features",
         "email_audience",

@@ -352,7 +352,13 @@ def test_pg_day1_lineage_rows_carry_the_airflow_ids_and_the_run_is_closed(pg_day
         assert (row[0], row[3], row[4], row[5]) == (run_id, "enforce_consent", DAG_ID, run_id)
         assert row[14] == run["consent_fingerprint"]
     dbt_rows = {r[1] for r in pg_day1["lineage"] if r[2] == "dbt"}
-    assert dbt_rows >= {"ad_audience", "ad_lookalike_seed", "ad_customer_features", "email_audience"}
+    assert dbt_rows >= {
+        "ad_audience/stg_customers",
+        "ad_audience/stg_web_events",
+        "ad_lookalike_seed",
+        "ad_customer_features",
+        "email_audience",
+    }
     (summary,) = pg_day1["close_run"]
     assert summary["status"] == "success" and summary["error"] is None
     assert summary["consent_fingerprint"] == run["consent_fingerprint"]

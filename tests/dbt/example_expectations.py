@@ -79,7 +79,8 @@ def expected_lineage(backend: Backend, as_of: str = AS_OF) -> dict[tuple[str, st
     for dataset, calls in CALLS.items():
         for table, column, purpose, normalize in calls:
             _, counts = reference_result(backend, table, column, purpose, normalize, as_of)
-            expected[(dataset, table)] = {
+            name = f"{dataset}/{table}" if len(calls) > 1 else dataset
+            expected[(name, table)] = {
                 "purpose": purpose,
                 "subject_column": column,
                 "normalize": normalize,

@@ -6,7 +6,8 @@
 
   Writes one row into consentgate_runs (run_id = var consentgate_run_id, else invocation_id;
   trigger 'dbt'; status success/failed from results) and, into consentgate_lineage, one row per
-  consented() call of every model built successfully (dataset = model name, source = the consented
+  consented() call of every model built successfully (dataset = model name, or model/input when the
+  model calls consented() on several inputs; source = the consented
   relation, target = the model's relation, counts by reason from consent_counts()). Table names are
   written `schema.table`, as the Python engine writes them, so `consentgate verify` can replay the run.
   Re-running with the same run_id replaces that run's dbt rows (delete, then insert). When the run
@@ -50,7 +51,8 @@
   {%- for result in results -%}
     {%- set node = result.node -%}
     {%- if node.resource_type == 'model' and (result.status | string | lower) == 'success' -%}
-      {%- for call in consentgate.consented_calls(node.compiled_code) -%}
+      {%- set calls = consentgate.consented_calls(node.compiled_code) -%}
+      {%- for call in calls -%}
         {%- set snapshot_key = (call.get('consent_relation'), call.get('as_of')) -%}
         {%- if snapshot_key not in snapshots -%}
           {%- set call_consent = api.Relation.create(database=call.get('consent_database'), schema=call.get('consent_schema'),
@@ -58,6 +60,10 @@
           {%- do snapshots.update({snapshot_key: consentgate.consent_snapshot(call_consent, call.get('as_of'))}) -%}
         {%- endif -%}
         {%- set row = consentgate._lineage_row(result, call) -%}
+        {#- A model with several consented() calls gives one dataset per input: model/input. -#}
+        {%- if calls | length > 1 -%}
+          {%- do row.update({'dataset': node.name ~ '/' ~ call.get('identifier')}) -%}
+        {%- endif -%}
         {%- do row.update({'consent_fingerprint': snapshots[snapshot_key].fingerprint}) -%}
         {%- do lineage_rows.append(row) -%}
       {%- endfor -%}
