@@ -1,6 +1,7 @@
 """Benchmark consentgate enforce against the bare SQL of the same rule and the naive pandas approach.
 
-    python benchmarks/bench_enforce.py [--rows N] [--subjects N] [--events N] [--memory-limit 2GB] [--json]
+    python benchmarks/bench_enforce.py [--rows N] [--subjects N] [--events N] [--repeat 3]
+                                       [--memory-limit 2GB] [--skip pandas] [--json]
 
 Builds a DuckDB file with N marketing rows (text subject keys) and a consent log, then times, in one run
 and each in its own process (so peak memory is that approach's own):
@@ -8,7 +9,10 @@ and each in its own process (so peak memory is that approach's own):
   (b) a bare hand-written SQL of the same rule, no evidence,
   (c) consentgate.enforce end to end (validation, snapshot, fingerprint, target, counts by reason, lineage),
   (d) the pandas approach a PythonOperator would use: read both tables, decide in pandas, write back.
-Prints times, ratios and peak RSS. Not a test: nothing here asserts a time.
+The approaches run in --repeat interleaved rounds (a, b, c, a, b, c, ...; pandas, ten times slower,
+only in the first), so that a busy moment of the machine hits them alike. Prints each approach's
+median time and peak RSS, the ratios of the medians, and the (c)/(b) ratio of every round. Not a
+test: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -134,6 +139,9 @@ def approach(name: str, path: str, memory_limit: str | None) -> dict:
     return {"seconds": time.perf_counter() - start, "rows_out": int(out)}
 
 
+APPROACHES = ("ctas", "bare_sql", "consentgate", "pandas")
+
+
 def run_child(name: str, path: str, memory_limit: str | None) -> dict:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", name, "--path", path]
@@ -143,12 +151,57 @@ def run_child(name: str, path: str, memory_limit: str | None) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def measure(path: str, repeat: int, skip: list[str], memory_limit: str | None, quiet: bool) -> dict[str, list[dict]]:
+    """Every approach once per round, rounds interleaved; pandas only in the first round."""
+    runs: dict[str, list[dict]] = {}
+    for round_no in range(repeat):
+        for name in APPROACHES:
+            if name in skip or (name == "pandas" and round_no > 0):
+                continue
+            r = run_child(name, path, memory_limit)
+            runs.setdefault(name, []).append(r)
+            if not quiet:
+                print(f"round {round_no + 1}  {name:12s} {r['seconds']:8.2f} s  peak RSS {r['peak_rss_mb']:8.0f} MB"
+                      f"  rows out {r['rows_out']:,}", flush=True)
+    return runs
+
+
+def summarise(runs: dict[str, list[dict]]) -> dict:
+    """Median seconds and peak RSS per approach, the ratios of the medians, and (c)/(b) per round."""
+    results = {
+        name: {
+            "seconds": statistics.median(r["seconds"] for r in rs),
+            "runs_seconds": [round(r["seconds"], 3) for r in rs],
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+            "rows_out": rs[0]["rows_out"],
+        }
+        for name, rs in runs.items()
+    }
+    medians = {name: r["seconds"] for name, r in results.items()}
+    pairs = {
+        "consentgate_vs_bare_sql": ("consentgate", "bare_sql"),
+        "consentgate_vs_ctas": ("consentgate", "ctas"),
+        "pandas_vs_consentgate": ("pandas", "consentgate"),
+    }
+    summary: dict = {
+        "results": results,
+        "same_rows_out": len({r["rows_out"] for n, rs in runs.items() if n != "ctas" for r in rs}) == 1,
+        "ratios": {k: medians[x] / medians[y] for k, (x, y) in pairs.items() if x in medians and y in medians},
+    }
+    if "consentgate" in runs and "bare_sql" in runs:
+        summary["consentgate_vs_bare_sql_per_round"] = [
+            round(c["seconds"] / b["seconds"], 3) for c, b in zip(runs["consentgate"], runs["bare_sql"], strict=True)
+        ]
+    return summary
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=20_000_000)
     ap.add_argument("--subjects", type=int, default=None, help="default: rows / 10")
     ap.add_argument("--events", type=int, default=None, help="default: subjects * 3")
     ap.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 2GB")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds; medians are reported (default 3)")
     ap.add_argument("--skip", default="", help="comma-separated approaches to skip (e.g. pandas)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -174,34 +227,23 @@ def main() -> None:
             check=True,
         )
         build_s = time.perf_counter() - t0
-        results = {}
-        for name in ("ctas", "bare_sql", "consentgate", "pandas"):
-            if name in a.skip.split(","):
-                continue
-            results[name] = run_child(name, path, a.memory_limit)
-            if not a.json:
-                r = results[name]
-                print(f"{name:12s} {r['seconds']:8.2f} s  peak RSS {r['peak_rss_mb']:8.0f} MB  rows out {r['rows_out']:,}",
-                      flush=True)
-    outs = {r["rows_out"] for n, r in results.items() if n != "ctas"}
+        runs = measure(path, a.repeat, a.skip.split(","), a.memory_limit, quiet=a.json)
     report = {
         "rows": a.rows, "subjects": subjects, "events": events, "memory_limit": a.memory_limit,
-        "build_seconds": round(build_s, 2), "cpus": os.cpu_count(), "results": results,
-        "same_rows_out": len(outs) == 1,
-        "ratios": {},
+        "repeat": a.repeat, "build_seconds": round(build_s, 2), "cpus": os.cpu_count(), **summarise(runs),
     }
-    if "consentgate" in results and "bare_sql" in results:
-        report["ratios"]["consentgate_vs_bare_sql"] = results["consentgate"]["seconds"] / results["bare_sql"]["seconds"]
-    if "consentgate" in results and "ctas" in results:
-        report["ratios"]["consentgate_vs_ctas"] = results["consentgate"]["seconds"] / results["ctas"]["seconds"]
-    if "consentgate" in results and "pandas" in results:
-        report["ratios"]["pandas_vs_consentgate"] = results["pandas"]["seconds"] / results["consentgate"]["seconds"]
     if a.json:
         print(json.dumps(report, indent=2))
-    else:
-        for k, v in report["ratios"].items():
-            print(f"{k:28s} {v:6.2f}x")
-        print(f"all approaches agree on rows out: {report['same_rows_out']}")
+        return
+    print(f"medians of {a.repeat} round(s):")
+    for name, r in report["results"].items():
+        print(f"  {name:12s} {r['seconds']:8.2f} s  peak RSS {r['peak_rss_mb']:8.0f} MB")
+    for k, v in report["ratios"].items():
+        print(f"{k:28s} {v:6.2f}x")
+    if "consentgate_vs_bare_sql_per_round" in report:
+        per_round = ", ".join(f"{x:.2f}" for x in report["consentgate_vs_bare_sql_per_round"])
+        print(f"consentgate / bare_sql per round: {per_round}")
+    print(f"all approaches agree on rows out: {report['same_rows_out']}")
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def enforce_dataset(
     )
     try:
         with session.transaction():
-            enforcer.take_snapshot()
+            enforcer.take_snapshot([ds.purpose])
         if owned:
             enforcer.start_run(started)
         result = enforcer.enforce(ds)
@@ -138,7 +138,7 @@ def audit_table(
     )
     try:
         with session.transaction():
-            snap = enforcer.take_snapshot()
+            snap = enforcer.take_snapshot([purpose])
         rows_in, rows_out, excluded = enforcer.counts(name, col, purpose, normalize)
     finally:
         session.rollback()

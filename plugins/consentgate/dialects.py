@@ -25,16 +25,25 @@ class Dialect:
             return f"epoch_us({expr})"
         return f"(extract(epoch from {expr}) * 1000000)::bigint"
 
-    def row_hash_parts(self, exprs: list[str]) -> tuple[str, str]:
-        """A 64-bit hash h of a tuple of values (nulls included), as two BIGINT expressions (hi, lo) with
-        h = hi * 2^32 + lo, 0 <= hi, lo < 2^32. Summing the halves as BIGINT is much faster than summing
-        h itself, and (sum(hi) * 2^32 + sum(lo)) mod 2^64 = sum(h) mod 2^64."""
+    def trim(self, text_expr: str) -> str:
+        """trim(text_expr): leading and trailing spaces removed. On DuckDB spelled as two prefix and
+        suffix tests before the trim, which is much cheaper when, as usual, there is nothing to trim
+        (the same value: trim removes spaces only). PostgreSQL keeps the plain trim: psycopg2 would
+        read the LIKE patterns' % as placeholders."""
         if self.name == "duckdb":
-            h = f"hash({', '.join(exprs)})"
-            return f"CAST({h} >> 32 AS BIGINT)", f"CAST({h} & 4294967295 AS BIGINT)"
+            return f"CASE WHEN {text_expr} LIKE ' %' OR {text_expr} LIKE '% ' THEN trim({text_expr}) ELSE {text_expr} END"
+        return f"trim({text_expr})"
+
+    def row_hash_sums(self, exprs: list[str]) -> list[tuple[str, int]]:
+        """Aggregates whose weighted total is the sum of a 64-bit hash h of a tuple of values (nulls
+        included): sum(h) = the sum of weight * aggregate, taken mod 2^64. DuckDB sums its unsigned
+        hash itself (a HUGEINT sum); PostgreSQL's hash is signed, so it sums the two 32-bit halves,
+        each made non-negative."""
+        if self.name == "duckdb":
+            return [(f"sum(hash({', '.join(exprs)}))", 1)]
         text = " || '|' || ".join(f"coalesce(CAST({e} AS {self.text_type}), '\\N')" for e in exprs)
         h = f"hashtextextended({text}, 0)"  # signed: h + 2^63 is the unsigned hash
-        return f"(({h} >> 32) + 2147483648)", f"({h} & 4294967295)"
+        return [(f"sum(({h} >> 32) + 2147483648)", 2**32), (f"sum({h} & 4294967295)", 1)]
 
     def utc_timestamp(self, expr: str, data_type: str) -> str:
         """A naive-UTC timestamp expression for a column of the given (information_schema) type."""

@@ -170,6 +170,7 @@ class Enforcer:
         self.run_id = run_id
         self.context = context or RunContext()
         self.snapshot: Snapshot | None = None
+        self._purposes: dict[str, int] = {}
         self._decided_for: tuple[str, str | None] | None = None
 
     # -- consent --------------------------------------------------------------------------------
@@ -212,15 +213,22 @@ class Enforcer:
             names[logical], types[logical] = name, dtype
         return ConsentColumns(**names), types  # type: ignore[arg-type]
 
-    def take_snapshot(self) -> Snapshot:
-        """Read the consent log once, as of T, into a session-private table. Returns its fingerprint."""
+    def take_snapshot(self, purposes: Sequence[str] = ()) -> Snapshot:
+        """Read the consent log once, as of T, into a session-private table. Returns its fingerprint.
+
+        The fingerprint covers every purpose; decisions are kept for `purposes`, the ones this run
+        enforces (enforce() and counts() accept no other).
+        """
         cols, types = self._consent_types()
+        self._purposes = {}
+        for name in purposes:
+            self._purposes.setdefault(name, len(self._purposes))
         s = self.session
         s.run(f"DROP TABLE IF EXISTS {semantics.SNAPSHOT}")
         s.run(
             f"CREATE TEMP TABLE {semantics.SNAPSHOT} AS "
-            + semantics.snapshot_select(self.d, self.consent.sql(), cols, types),
-            [self.as_of],
+            + semantics.snapshot_select(self.d, self.consent.sql(), cols, types, len(self._purposes)),
+            [self.as_of, *self._purposes],
         )
         fp, counted = s.one(semantics.fingerprint_select(self.d))
         self.snapshot = Snapshot(str(self.consent), self.as_of, f"{int(fp):016x}", int(counted))
@@ -234,15 +242,15 @@ class Enforcer:
         return self.snapshot
 
     def _decide(self, purpose: str, normalize: str | None) -> None:
-        if self._decided_for == (purpose.strip().lower(), normalize):
+        if self._decided_for == (purpose, normalize):
             return
+        if purpose not in self._purposes:
+            raise RuntimeError(f"purpose {purpose!r} was not passed to take_snapshot()")
         s = self.session
         s.run(f"DROP TABLE IF EXISTS {semantics.DECIDED}")
-        s.run(
-            f"CREATE TEMP TABLE {semantics.DECIDED} AS " + semantics.decided_select(self.d, normalize),
-            [purpose],
-        )
-        self._decided_for = (purpose.strip().lower(), normalize)
+        decided = semantics.decided_select(self._purposes[purpose], normalize)
+        s.run(f"CREATE TEMP TABLE {semantics.DECIDED} AS {decided}")
+        self._decided_for = (purpose, normalize)
 
     # -- datasets -------------------------------------------------------------------------------
     def _resolve_source(self, source: TableName, subject_column: str) -> str:
@@ -277,7 +285,7 @@ class Enforcer:
         )
 
     def _counted(self) -> tuple[int, int, dict[str, int]]:
-        rows_in, rows_out, *by_reason = (int(v) for v in self.session.one(semantics.counts_select()))
+        rows_in, rows_out, *by_reason = (int(v) for v in self.session.one(semantics.counts_select(self.d)))
         return rows_in, rows_out, dict(zip(REASONS, by_reason, strict=True))
 
     def counts(
@@ -455,9 +463,11 @@ def open_run(
     consent_table: str,
     columns: ConsentColumns | None,
     context: RunContext,
+    purposes: Sequence[str] = (),
 ) -> tuple[Enforcer, Snapshot]:
-    """Create the evidence tables if needed, read the consent log once as of record.as_of, and open
-    the run record. The caller records a failure (record_failure) if this raises."""
+    """Create the evidence tables if needed, read the consent log once as of record.as_of (deciding
+    for `purposes`), and open the run record. The caller records a failure (record_failure) if this
+    raises."""
     assert record.as_of is not None
     with session.transaction() as s:
         lineage.ensure_tables(s)
@@ -470,7 +480,7 @@ def open_run(
         context=context,
     )
     with session.transaction():
-        snap = enforcer.take_snapshot()
+        snap = enforcer.take_snapshot(purposes)
     enforcer.start_run(record.started_at or utcnow())
     return enforcer, snap
 
@@ -555,7 +565,9 @@ def run_policy(
                     )
             as_of_dt = parse_as_of(as_of)
             record.as_of = as_of_dt
-            enforcer, snap = open_run(session, record, policy.consent_table, policy.columns, ctx)
+            enforcer, snap = open_run(
+                session, record, policy.consent_table, policy.columns, ctx, [d.purpose for d in chosen]
+            )
         except Exception as exc:
             record_failure(session, record, exc)
             raise

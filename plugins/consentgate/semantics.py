@@ -58,17 +58,22 @@ class ConsentColumns:
 
 def text_key(d: Dialect, expr: str, normalize: str | None) -> str:
     """A subject key as compared by the rule: trimmed text, lower-cased with `normalize='lower'`."""
-    key = f"trim(CAST({expr} AS {d.text_type}))"
+    key = d.trim(f"CAST({expr} AS {d.text_type})")
     return f"lower({key})" if normalize == "lower" else key
 
 
-def snapshot_select(d: Dialect, consent_sql: str, cols: ConsentColumns, types: dict[str, str]) -> str:
-    """The consent log as of T, aggregated per (subject key, purpose): one read of the log.
+def snapshot_select(
+    d: Dialect, consent_sql: str, cols: ConsentColumns, types: dict[str, str], purposes: int = 0
+) -> str:
+    """The consent log as of T, aggregated per subject key: one read of the log, one row per subject.
 
-    Columns: subject_key (trimmed text), purpose (lower-cased, trimmed), code (of the deciding event:
-    `max` is associative, so a coarser key such as lower(subject_key) can be decided from these rows),
-    h_hi and h_lo (sums of the halves of the events' fingerprint hashes) and n (events counted). Rules 1-3 are applied here.
-    One parameter: T (naive UTC timestamp). `types` maps each present logical column to its SQL type.
+    Columns: subject_key (trimmed text); code_0 .. code_{purposes-1}, the code of the deciding event
+    for each purpose the run decides (null when no counted event of the subject has that purpose;
+    `max` is associative, so a coarser key such as lower(subject_key) can be decided from these rows);
+    h_0, h_1, .. (the dialect's sums of the fingerprint hashes of the subject's counted events, every
+    purpose) and n (events counted, every purpose). Rules 1-3 are applied here. Parameters: T (naive
+    UTC timestamp), then one purpose name per code column. `types` maps each present logical column
+    to its SQL type.
     """
 
     def col(logical: str) -> str:
@@ -84,46 +89,52 @@ def snapshot_select(d: Dialect, consent_sql: str, cols: ConsentColumns, types: d
         f"CASE lower(trim({status})) WHEN 'withdrawn' THEN 0 WHEN 'denied' THEN 1 "
         f"WHEN 'granted' THEN CASE WHEN {expires_at} <= p.t THEN 3 ELSE 4 END ELSE 2 END"
     )
+    code = f"({d.epoch_us(event_ts)} + {EPOCH_OFFSET_US}) * 8 + (4 - {severity})"
+    params = "".join(f", lower(trim(CAST({d.param} AS {d.text_type}))) AS p{i}" for i in range(purposes))
+    codes = "".join(
+        f"max(CASE WHEN lower(trim({purpose})) = p.p{i} THEN {code} END) AS code_{i}, " for i in range(purposes)
+    )
+    hashed = [subject, purpose, status, event_ts, recorded_at, expires_at]
+    hashes = "".join(f"{agg} AS h_{i}, " for i, (agg, _weight) in enumerate(d.row_hash_sums(hashed)))
     key = text_key(d, subject, None)
-    hi, lo = d.row_hash_parts([subject, purpose, status, event_ts, recorded_at, expires_at])
     return (
-        f"WITH p AS (SELECT CAST({d.param} AS TIMESTAMP) AS t) "
-        f"SELECT {key} AS subject_key, lower(trim({purpose})) AS purpose, "
-        f"max(({d.epoch_us(event_ts)} + {EPOCH_OFFSET_US}) * 8 + (4 - {severity})) AS code, "
-        f"sum({hi}) AS h_hi, sum({lo}) AS h_lo, "
-        f"count(*) AS n "
+        f"WITH p AS (SELECT CAST({d.param} AS TIMESTAMP) AS t{params}) "
+        f"SELECT {key} AS subject_key, {codes}{hashes}count(*) AS n "
         f"FROM {consent_sql} AS c CROSS JOIN p "
         f"WHERE {subject} IS NOT NULL AND {key} <> '' "
         f"AND {purpose} IS NOT NULL AND {event_ts} IS NOT NULL "
         f"AND {event_ts} <= p.t AND coalesce({recorded_at}, {event_ts}) <= p.t "
-        f"GROUP BY 1, 2"
+        f"GROUP BY 1"
     )
 
 
 def fingerprint_select(d: Dialect) -> str:
     """(fingerprint as a number in [0, 2^64), events counted) over the snapshot."""
-    total = (
-        "coalesce(sum(CAST(h_hi AS DECIMAL(38,0))), 0) * 4294967296 + coalesce(sum(CAST(h_lo AS DECIMAL(38,0))), 0)"
+    weights = [weight for _agg, weight in d.row_hash_sums(["NULL"])]
+    total = " + ".join(
+        f"coalesce(sum(CAST(h_{i} AS DECIMAL(38,0))), 0) * {weight}" for i, weight in enumerate(weights)
     )
     return f"SELECT CAST(mod({total}, 18446744073709551616) AS {d.text_type}), coalesce(sum(n), 0) FROM {SNAPSHOT}"
 
 
-def decided_select(d: Dialect, normalize: str | None) -> str:
-    """Per subject key: the severity of the deciding event for one purpose (one parameter: the purpose)."""
-    where = f"FROM {SNAPSHOT} WHERE purpose = lower(trim({d.param}))"
+def decided_select(index: int, normalize: str | None) -> str:
+    """Per subject key: the severity of the deciding event for the snapshot's purpose number `index`."""
+    code = f"code_{int(index)}"
+    where = f"FROM {SNAPSHOT} WHERE {code} IS NOT NULL"
     if normalize == "lower":
-        return f"SELECT lower(subject_key) AS subject_key, 4 - mod(max(code), 8) AS severity {where} GROUP BY 1"
-    return f"SELECT subject_key, 4 - mod(code, 8) AS severity {where}"
+        return f"SELECT lower(subject_key) AS subject_key, 4 - mod(max({code}), 8) AS severity {where} GROUP BY 1"
+    return f"SELECT subject_key, 4 - mod({code}, 8) AS severity {where}"
 
 
 def keys_select(d: Dialect, source_sql: str, subject_column: str, normalize: str | None) -> str:
     """Each distinct subject value of a table, its row count and the severity deciding for it.
 
-    The rule is decided once per distinct value; rows follow their value. Null severity: no consent.
+    The rule is decided once per distinct value; rows follow their value. Null severity: a null or
+    blank key, or no consent (counts_select tells them apart).
     """
     col = quote(subject_column)
     return (
-        f"SELECT k.raw, k.n, {text_key(d, 'k.raw', normalize)} AS subject_key, dd.severity "
+        f"SELECT k.raw, k.n, dd.severity "
         f"FROM (SELECT s.{col} AS raw, count(*) AS n FROM {source_sql} AS s GROUP BY s.{col}) AS k "
         f"LEFT JOIN {DECIDED} AS dd ON dd.subject_key = {text_key(d, 'k.raw', normalize)}"
     )
@@ -135,15 +146,17 @@ def consented_select(source_sql: str, subject_column: str) -> str:
     return f"SELECT s.* FROM {source_sql} AS s WHERE s.{col} IN (SELECT raw FROM {KEYS} WHERE severity = {VALID_GRANT})"
 
 
-def counts_select() -> str:
+def counts_select(d: Dialect) -> str:
     """rows_in, rows_out and one count per exclusion reason (in REASONS order), from KEYS."""
-    by_severity = {reason: sev for sev, reason in SEVERITY_REASON.items()}
+    blank = f"(raw IS NULL OR {text_key(d, 'raw', None)} = '')"
     conditions = {
-        "null_subject": "subject_key IS NULL OR subject_key = ''",
-        "no_consent": "subject_key <> '' AND severity IS NULL",
+        "null_subject": f"severity IS NULL AND {blank}",
+        "no_consent": f"severity IS NULL AND NOT {blank}",
+        **{reason: f"severity = {severity}" for severity, reason in SEVERITY_REASON.items()},
     }
-    parts = ["coalesce(sum(n), 0)", f"coalesce(sum(n) FILTER (WHERE severity = {VALID_GRANT}), 0)"]
-    for reason in REASONS:
-        cond = conditions.get(reason) or f"severity = {by_severity[reason]}"
-        parts.append(f"coalesce(sum(n) FILTER (WHERE {cond}), 0)")
-    return f"SELECT {', '.join(parts)} FROM {KEYS}"
+    parts = [
+        "sum(n)",
+        f"sum(n) FILTER (WHERE severity = {VALID_GRANT})",
+        *(f"sum(n) FILTER (WHERE {conditions[reason]})" for reason in REASONS),
+    ]
+    return f"SELECT {', '.join(f'coalesce({p}, 0)' for p in parts)} FROM {KEYS}"

@@ -170,12 +170,13 @@ def state_of(severity: int | None) -> str:
 def _decisions_sql(session: Session, source_sql: str, source: ConsentSource, modes: list[Mode]) -> str:
     """One statement: the snapshot as of T over `source_sql`, then the deciding severity per mode.
 
-    Parameters: T, then (purpose, key) per mode. Built only from the rule's generators.
+    Parameters: T and the purpose of each mode (the snapshot's), then the key per mode. Built only
+    from the rule's generators.
     """
     d = session.dialect
-    snapshot = semantics.snapshot_select(d, source_sql, source.columns, source.types)
+    snapshot = semantics.snapshot_select(d, source_sql, source.columns, source.types, len(modes))
     parts = [
-        f"SELECT {i} AS i, (SELECT dd.severity FROM ({semantics.decided_select(d, normalize)}) AS dd "
+        f"SELECT {i} AS i, (SELECT dd.severity FROM ({semantics.decided_select(i, normalize)}) AS dd "
         f"WHERE dd.subject_key = {d.param}) AS severity"
         for i, (_purpose, normalize) in enumerate(modes)
     ]
@@ -191,9 +192,8 @@ def _decide_subject(
 ) -> dict[Mode, int | None]:
     if not modes:
         return {}
-    params: list[Any] = [as_of]
-    for purpose, normalize in modes:
-        params += [purpose, keys[normalize]]
+    params: list[Any] = [as_of, *(purpose for purpose, _normalize in modes)]
+    params += [keys[normalize] for _purpose, normalize in modes]
     rows = session.all(_decisions_sql(session, SUBJECT_EVENTS, source, modes), params)
     by_index = {int(i): (None if sev is None else int(sev)) for i, sev in rows}
     return {mode: by_index.get(i) for i, mode in enumerate(modes)}
@@ -241,7 +241,9 @@ def subject_report(
     now = now or utcnow()
     source = consent_source(session, policy)
     key_exact, key_lower = session.one(
-        f"SELECT {text_key(d, d.param, None)}, {text_key(d, d.param, 'lower')}", [subject_id, subject_id]
+        f"SELECT {text_key(d, 'v.id', None)}, {text_key(d, 'v.id', 'lower')} "
+        f"FROM (SELECT CAST({d.param} AS {d.text_type}) AS id) AS v",
+        [subject_id],
     )
     if not key_exact:
         raise SubjectError("subject id is blank after trimming; a blank key never matches")

@@ -94,7 +94,7 @@ def verify_run(session: Session, run_id: str, *, policy: Policy | None = None) -
             run_id=run_id,
         )
         try:
-            snap = enforcer.take_snapshot()
+            snap = enforcer.take_snapshot([row["purpose"] for row in rows])
         except ConsentGateError as exc:
             problems.append(f"the consent log cannot be read as of the run's cut-off: {one_line(exc)}")
             enforcer = None
