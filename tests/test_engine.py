@@ -10,6 +10,9 @@ import duckdb
 import pytest
 from cases_loader import create_tables
 from consentgate import errors, lineage
+from consentgate.db import open_duckdb
+from consentgate.engine import Enforcer
+from consentgate.names import TableName
 from consentgate.policy import parse as parse_policy
 from reference import Event
 
@@ -238,6 +241,21 @@ class TestFingerprint:
         self.exec(db, "UPDATE consent_events SET status = 'granted' WHERE subject_id = '3'")
         assert self.fp(db) != first
 
+    def test_does_not_depend_on_the_purposes_a_run_decides(self, db: Path) -> None:
+        # Each mapped Airflow task snapshots the log for its own purpose; close_run compares their
+        # fingerprints, so they must cover the whole log whatever the purposes decided.
+        self.exec(db, "INSERT INTO consent_events VALUES ('1', 'email', 'granted', TIMESTAMP '2026-01-02', NULL, NULL, NULL, NULL)")
+        session = open_duckdb(db)
+        try:
+            snaps = [
+                Enforcer(session, consent_table="consent_events", as_of=T, run_id="r").take_snapshot(purposes)
+                for purposes in ([], ["ads"], ["email"], ["ads", "email", " ADS "])
+            ]
+        finally:
+            session.close()
+        assert len({(s.fingerprint, s.events_counted) for s in snaps}) == 1
+        assert snaps[0].events_counted == len(EVENTS) + 1
+
     def test_fingerprint_of_same_run_matches_lineage(self, db: Path) -> None:
         r = run(db, run_id="fp")
         assert query(db, "SELECT consent_fingerprint FROM consentgate_lineage WHERE run_id = 'fp'") == [
@@ -254,6 +272,39 @@ def _policy(**dataset_overrides) -> consentgate.policy.Policy:
             "datasets": [ds, {**ds, "name": "ds2", "target": "out.t2"}],
         }
     )
+
+
+def test_one_snapshot_decides_each_purpose_on_its_own(db: Path) -> None:
+    con = duckdb.connect(str(db))
+    con.execute("INSERT INTO consent_events VALUES ('3', ' Email ', 'GRANTED', TIMESTAMP '2026-01-05', NULL, NULL, NULL, NULL)")
+    con.close()
+    policy = parse_policy(
+        {
+            "purposes": [{"name": "ads", "description": "Ads."}, {"name": "email", "description": "E-mail."}],
+            "datasets": [
+                {"name": "ads", "source": "dataset", "target": "out.ads", "subject_column": "subject", "purpose": "ads"},
+                {"name": "mail", "source": "dataset", "target": "out.mail", "subject_column": "subject", "purpose": "EMAIL"},
+            ],
+        }
+    )
+    result = consentgate.run_policy(policy, db, as_of=T)
+    assert result.ok
+    alone = {ds.name: run(db, target=f"out.alone_{ds.name}", purpose=ds.purpose) for ds in policy.datasets}
+    for ds in result.datasets:
+        assert (ds.rows_out, ds.excluded) == (alone[ds.dataset].rows_out, alone[ds.dataset].excluded)
+    assert query(db, "SELECT subject FROM out.mail") == [("3",)]
+    assert sorted(query(db, "SELECT subject FROM out.ads")) == [("1",), ("1",)]
+
+
+def test_a_purpose_outside_the_snapshot_is_refused(db: Path) -> None:
+    session = open_duckdb(db)
+    try:
+        enforcer = Enforcer(session, consent_table="consent_events", as_of=T, run_id="r")
+        enforcer.take_snapshot(["ads"])
+        with pytest.raises(RuntimeError, match="not passed to take_snapshot"):
+            enforcer.counts(TableName.parse("dataset"), "subject", "email", None)
+    finally:
+        session.close()
 
 
 def test_run_policy_one_run_id_one_snapshot(db: Path) -> None:
