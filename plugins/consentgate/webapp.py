@@ -16,6 +16,7 @@ only where everyone who can reach it may see run counts (the page holds no subje
 import logging
 import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -86,8 +87,13 @@ def create_app() -> "FastAPI":
     )
 
     def respond(request: Request, run_id: str | None) -> HTMLResponse:
+        # Links are built from the mount point (root_path), not with request.url_for: mounted in
+        # Airflow's API server, url_for looks the route name up in Airflow's router, which does not
+        # know this app's routes.
+        prefix = request.scope.get("root_path", "").rstrip("/")
+
         def run_href(rid: str) -> str:
-            return request.url_for("run_report", run_id=rid).path
+            return f"{prefix}/runs/{quote(rid, safe='')}"
 
         status, page = render(run_id, run_href)
         headers = {"Retry-After": "30"} if status == 503 else None

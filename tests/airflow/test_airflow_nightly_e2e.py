@@ -4,6 +4,9 @@ without touching anything. Every target is checked against tests/reference.py.""
 
 from __future__ import annotations
 
+import html
+import re
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,9 +14,11 @@ from typing import Any
 import pytest
 from cg_airflow import (
     REPO,
+    api_server,
     asset_events,
     build_demo,
     duckdb_conn,
+    http_get,
     openlineage_events,
     task_states,
     try_numbers,
@@ -289,21 +294,23 @@ def test_day1_openlineage_events_carry_the_consent_facet(day1) -> None:
         assert facet["_schemaURL"].endswith("ConsentEnforcementRunFacet")
 
 
-def test_day1_run_report_is_served_by_the_airflow_plugin(day1, nightly, monkeypatch) -> None:
-    import importlib.util
-
-    from starlette.testclient import TestClient
-
-    spec = importlib.util.spec_from_file_location(
-        "consentgate_plugin", REPO / "plugins" / "consentgate_plugin.py"
-    )
-    plugin = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(plugin)
-    monkeypatch.setenv("CONSENTGATE_DATABASE", str(nightly["path"]))
-    app = plugin.ConsentGatePlugin.fastapi_apps[0]["app"]
-    response = TestClient(app).get(f"/runs/{day1['dag_run_id']}")
-    assert response.status_code == 200
-    assert day1["dag_run_id"] in response.text
+def test_day1_run_report_is_served_by_airflows_api_server(day1, nightly) -> None:
+    """The plugin's report, through a real `airflow api-server`: mounted under /consentgate/, and its
+    links to other runs resolve under that mount."""
+    with api_server(CONSENTGATE_DATABASE=str(nightly["path"])) as url:
+        status, latest = http_get(f"{url}/consentgate/")
+        assert status == 200, latest
+        assert day1["dag_run_id"] in latest
+        links = re.findall(r'href="(/consentgate/runs/[^"]+)"', latest)
+        assert links, "the latest run's page links no run"
+        for link in links:
+            status, page = http_get(url + html.unescape(link))
+            assert status == 200, page
+        status, page = http_get(f"{url}/consentgate/runs/{urllib.parse.quote(day1['dag_run_id'], safe='')}")
+        assert status == 200, page
+        assert day1["dag_run_id"] in page
+        status, page = http_get(f"{url}/consentgate/runs/no-such-run")
+        assert status == 404
 
 
 def test_day2_opt_out_removes_the_subject_from_every_target_and_model(day1, day2, opted_out, nightly) -> None:
