@@ -9,14 +9,9 @@ import atexit
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -24,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from httpserver import serving
 from reference import Event
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,47 +67,13 @@ def airflow_cli(*args: str, check: bool = True, timeout: int = 180) -> subproces
 @contextmanager
 def api_server(**env: str) -> Iterator[str]:
     """A real `airflow api-server` (this venv, the tests' AIRFLOW_HOME) on a free port; yields its URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = (AIRFLOW_HOME / f"api-server-{port}.log").open("w")
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, **AIRFLOW_ENV, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/version", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"airflow api-server did not start; see {log.name}")
-            time.sleep(0.5)
+    with serving(
+        lambda port: [str(VENV_BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(port)],
+        {**os.environ, **AIRFLOW_ENV, **env},
+        "/api/v2/version",
+        AIRFLOW_HOME / "api-server.log",
+    ) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-
-
-def http_get(url: str) -> tuple[int, str]:
-    """(status, body) of a GET, without raising on an HTTP error status."""
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def build_demo(path: Path, subjects: int = 300) -> Path:

@@ -18,11 +18,11 @@ from cg_airflow import (
     asset_events,
     build_demo,
     duckdb_conn,
-    http_get,
     openlineage_events,
     task_states,
     try_numbers,
 )
+from httpserver import http_get
 from reference import Event, decide, reason_for
 from reference import enforce as reference_enforce
 

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cg_transparency import assert_no_subject_id, cg, chart_values, elements
+from httpserver import serving
 
 pytestmark = pytest.mark.slow
 
@@ -46,51 +45,19 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def server(warehouse: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "CONSENTGATE_DATABASE": str(warehouse)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "consentgate.webapp:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
+def server(warehouse: Path, tmp_path: Path) -> Iterator[str]:
+    with serving(
+        lambda port: [
+            sys.executable, "-m", "uvicorn", "--factory", "consentgate.webapp:create_app",
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
         ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                assert proc.poll() is None, proc.communicate()[1]
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                time.sleep(0.2)
+        {**os.environ, "CONSENTGATE_DATABASE": str(warehouse)},
+        "/",
+        tmp_path / "uvicorn.log",
+        timeout=60,
+    ) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def png_size(path: Path) -> tuple[int, int]:
