@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from consentgate.errors import PolicyError
-from consentgate.policy import load, parse
+from consentgate.policy import load, parse, parse_columns
 
 GOOD = {
     "consent": {"table": "crm.consents", "columns": {"subject_id": "customer_ref", "source": None}},
@@ -75,3 +75,23 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("purposes: [unclosed\n")
     with pytest.raises(PolicyError, match="not valid YAML at line"):
         load(bad)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "match"),
+    [
+        ({"subject_id": None}, r"columns\.subject_id: required column cannot be mapped to null"),
+        ({"subjectid": "customer"}, r"columns\.subjectid: unknown field"),
+        ({"status": "status; DROP TABLE x"}, r"columns\.status: "),
+        (["subject_id"], r"columns: expected a mapping"),
+    ],
+)
+def test_operator_column_mapping_is_validated_like_a_policy(mapping, match: str) -> None:
+    # ConsentFilterOperator / ConsentAuditOperator(consent_columns=...) go through parse_columns.
+    with pytest.raises(PolicyError, match=match):
+        parse_columns(mapping)
+
+
+def test_operator_column_mapping_keeps_optional_columns_absent() -> None:
+    cols = parse_columns({"subject_id": "customer_ref", "source": None})
+    assert (cols.subject_id, cols.source, cols.status) == ("customer_ref", None, "status")

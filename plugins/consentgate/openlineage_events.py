@@ -132,7 +132,7 @@ class _Emitter:
 
         out = []
         for t in dict.fromkeys(tables):
-            facets = {}
+            facets: dict[str, Any] = {}
             if rows and t in rows:
                 facets["inputStatistics"] = stats.InputStatisticsInputDatasetFacet(rowCount=rows[t])
             out.append(
@@ -147,7 +147,7 @@ class _Emitter:
 
         out = []
         for t in dict.fromkeys(tables):
-            facets = {}
+            facets: dict[str, Any] = {}
             if rows and t in rows:
                 facets["outputStatistics"] = stats.OutputStatisticsOutputDatasetFacet(rowCount=rows[t])
             out.append(

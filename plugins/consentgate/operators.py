@@ -117,9 +117,10 @@ def run_context(context: Mapping[str, Any]) -> RunContext:
 
 
 def consent_columns(mapping: Mapping[str, str | None] | None) -> Any:
-    from consentgate.semantics import ConsentColumns
+    """The operator's `consent_columns`, validated like a policy file's consent.columns."""
+    from consentgate.policy import parse_columns
 
-    return ConsentColumns(**dict(mapping)) if mapping else ConsentColumns()
+    return parse_columns(dict(mapping or {}))
 
 
 def _safe_lineage(operator: BaseOperator, build: Any) -> OperatorLineage:

@@ -152,14 +152,17 @@ class _Reader:
         consent = self.mapping(raw or {}, "consent", {"table", "columns"}, set())
         table = self.text(consent.get("table", "consent_events"), "consent.table")
         self.name(TableName.parse, table, "consent.table")
+        return table, self.columns(consent.get("columns") or {}, "consent.columns")
+
+    def columns(self, raw: Any, field: str) -> ConsentColumns:
         allowed = {f.name for f in fields(ConsentColumns)}
-        cols = self.mapping(consent.get("columns") or {}, "consent.columns", allowed, set())
+        cols = self.mapping(raw, field, allowed, set())
         for key, value in cols.items():
             if value is None and key in ConsentColumns.REQUIRED:
-                raise self.fail(f"consent.columns.{key}", "required column cannot be mapped to null")
+                raise self.fail(f"{field}.{key}", "required column cannot be mapped to null")
             if value is not None:
-                self.name(column, value, f"consent.columns.{key}")
-        return table, ConsentColumns(**cols)
+                self.name(column, value, f"{field}.{key}")
+        return ConsentColumns(**cols)
 
     def purposes(self, raw: Any) -> list[Purpose]:
         out = []
@@ -184,6 +187,11 @@ class _Reader:
         if ds.purpose.lower() not in purposes:
             raise self.fail(f"{f}.purpose", f"purpose {ds.purpose!r} is not declared under purposes")
         return ds
+
+
+def parse_columns(mapping: Any, source: str = "consent_columns") -> ConsentColumns:
+    """Validate a consent column mapping given outside a policy file (an operator argument)."""
+    return _Reader(source).columns(mapping, "columns")
 
 
 def parse(data: Any, source: str = "policy") -> Policy:
