@@ -26,14 +26,14 @@ class Event:
 def _key(value: Any, normalize: str | None) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
+    text = str(value).strip(" ")
     if text == "":
         return None
     return text.lower() if normalize == "lower" else text
 
 
 def _kind(event: Event, as_of: datetime) -> str:
-    status = (event.status or "").strip().lower()
+    status = (event.status or "").strip(" ").lower()
     if status == "granted":
         if event.expires_at is not None and event.expires_at <= as_of:
             return "expired"
@@ -51,13 +51,13 @@ def decide(
     events: Iterable[Event], purpose: str, as_of: datetime, normalize: str | None = None
 ) -> dict[str, str]:
     """Return {subject key: deciding kind} for every subject with a counted event."""
-    wanted = purpose.strip().lower()
+    wanted = purpose.strip(" ").lower()
     best: dict[str, tuple[datetime, int, str]] = {}
     for e in events:
         key = _key(e.subject_id, normalize)
         if key is None or e.purpose is None or e.event_ts is None:
             continue
-        if e.purpose.strip().lower() != wanted:
+        if e.purpose.strip(" ").lower() != wanted:
             continue
         known = e.recorded_at if e.recorded_at is not None else e.event_ts
         if e.event_ts > as_of or known > as_of:

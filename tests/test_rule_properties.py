@@ -15,10 +15,13 @@ from reference import enforce as reference_enforce
 T = datetime(2026, 6, 1, 2, 0, 0)
 # A handful of instants around T, so ties, "at T" and "after T" happen often.
 INSTANTS = [T + timedelta(days=d) for d in (-30, -2, -1, 0, 1)] + [T - timedelta(microseconds=1)]
-TEXT_KEYS = ["a", "A", " a ", "b", "42", " 42", "042", "", "  ", "Ann@X.com", "ann@x.com", "ANN@X.COM "]
+TEXT_KEYS = [
+    "a", "A", " a ", "b", "42", " 42", "042", "", "  ", "Ann@X.com", "ann@x.com", "ANN@X.COM ",
+    "\ta", "\u00a0a", "a\u3000", "\u00a0",  # only U+0020 is trimmed (rule 3)
+]
 INT_KEYS = [1, 2, 42, 7]
-PURPOSES = ["ads", " ADS", "Ads ", "mail", None]
-STATUSES = ["granted", " GRANTED ", "Granted", "denied", "withdrawn", "WITHDRAWN", "pending", "", None]
+PURPOSES = ["ads", " ADS", "Ads ", "mail", "ads\t", "\u00a0ads", None]
+STATUSES = ["granted", " GRANTED ", "Granted", "granted\u00a0", "denied", "withdrawn", "WITHDRAWN", "pending", "", None]
 
 maybe_instant = st.one_of(st.none(), st.sampled_from(INSTANTS))
 

@@ -26,13 +26,17 @@ class Dialect:
         return f"(extract(epoch from {expr}) * 1000000)::bigint"
 
     def trim(self, text_expr: str) -> str:
-        """trim(text_expr): leading and trailing spaces removed. On DuckDB spelled as two prefix and
-        suffix tests before the trim, which is much cheaper when, as usual, there is nothing to trim
-        (the same value: trim removes spaces only). PostgreSQL keeps the plain trim: psycopg2 would
-        read the LIKE patterns' % as placeholders."""
+        """`text_expr` without leading and trailing spaces: U+0020 only (docs/semantics.md, rule 6).
+
+        The space is given explicitly because a bare trim() differs between engines (DuckDB's also
+        strips U+00A0 and other Unicode spaces, PostgreSQL's does not). On DuckDB the trim sits behind
+        two prefix and suffix tests, the same value at a fraction of the cost when, as usual, there is
+        nothing to trim. Never pass a placeholder: the expression is repeated.
+        """
         if self.name == "duckdb":
-            return f"CASE WHEN {text_expr} LIKE ' %' OR {text_expr} LIKE '% ' THEN trim({text_expr}) ELSE {text_expr} END"
-        return f"trim({text_expr})"
+            t = text_expr
+            return f"CASE WHEN {t} LIKE ' %' OR {t} LIKE '% ' THEN trim({t}, ' ') ELSE {t} END"
+        return f"btrim({text_expr}, ' ')"
 
     def row_hash_sums(self, exprs: list[str]) -> list[tuple[str, int]]:
         """Aggregates whose weighted total is the sum of a 64-bit hash h of a tuple of values (nulls

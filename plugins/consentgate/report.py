@@ -25,7 +25,7 @@ from consentgate.db import Session, open_duckdb
 from consentgate.engine import utcnow
 from consentgate.errors import ConsentGateError, RunNotFoundError, one_line
 from consentgate.policy import Policy
-from consentgate.semantics import REASONS
+from consentgate.semantics import REASONS, purpose_key
 
 log = logging.getLogger("consentgate")
 
@@ -137,13 +137,13 @@ def consent_changes(
     if not cutoffs:
         return []
     p = session.dialect.param
-    status = f"lower(trim({source.expr(session, 'status')}))"
+    status = purpose_key(session.dialect, source.expr(session, "status"))
     known = source.known_at(session)
     bucket = " ".join(f"WHEN k <= CAST({p} AS TIMESTAMP) THEN {i}" for i in range(len(cutoffs)))
     low = f" AND {known} > CAST({p} AS TIMESTAMP)" if lower is not None else ""
     rows = session.all(
         f"SELECT CASE {bucket} END AS b, purpose, cls, count(*) FROM ("
-        f"SELECT {known} AS k, lower(trim({source.expr(session, 'purpose')})) AS purpose, "
+        f"SELECT {known} AS k, {purpose_key(session.dialect, source.expr(session, 'purpose'))} AS purpose, "
         f"CASE WHEN {status} IN ('granted', 'withdrawn', 'denied') THEN {status} ELSE 'invalid' END AS cls "
         f"FROM {source.table.sql()} AS c WHERE {source.well_formed(session)}{low} "
         f"AND {known} <= CAST({p} AS TIMESTAMP)) AS e GROUP BY 1, 2, 3",

@@ -62,6 +62,11 @@ def text_key(d: Dialect, expr: str, normalize: str | None) -> str:
     return f"lower({key})" if normalize == "lower" else key
 
 
+def purpose_key(d: Dialect, expr: str) -> str:
+    """A purpose (or status) as the rule compares it: trimmed and lower-cased (rule 3)."""
+    return f"lower({d.trim(expr)})"
+
+
 def snapshot_select(
     d: Dialect, consent_sql: str, cols: ConsentColumns, types: dict[str, str], purposes: int = 0
 ) -> str:
@@ -86,19 +91,20 @@ def snapshot_select(
     subject, purpose, status = col("subject_id"), col("purpose"), col("status")
     event_ts, recorded_at, expires_at = col("event_ts"), col("recorded_at"), col("expires_at")
     severity = (
-        f"CASE lower(trim({status})) WHEN 'withdrawn' THEN 0 WHEN 'denied' THEN 1 "
+        f"CASE lower({d.trim(status)}) WHEN 'withdrawn' THEN 0 WHEN 'denied' THEN 1 "
         f"WHEN 'granted' THEN CASE WHEN {expires_at} <= p.t THEN 3 ELSE 4 END ELSE 2 END"
     )
     code = f"({d.epoch_us(event_ts)} + {EPOCH_OFFSET_US}) * 8 + (4 - {severity})"
-    params = "".join(f", lower(trim(CAST({d.param} AS {d.text_type}))) AS p{i}" for i in range(purposes))
+    params = "".join(f", CAST({d.param} AS {d.text_type}) AS p{i}" for i in range(purposes))
+    wanted = "".join(f", {purpose_key(d, f'a.p{i}')} AS p{i}" for i in range(purposes))
     codes = "".join(
-        f"max(CASE WHEN lower(trim({purpose})) = p.p{i} THEN {code} END) AS code_{i}, " for i in range(purposes)
+        f"max(CASE WHEN {purpose_key(d, purpose)} = p.p{i} THEN {code} END) AS code_{i}, " for i in range(purposes)
     )
     hashed = [subject, purpose, status, event_ts, recorded_at, expires_at]
     hashes = "".join(f"{agg} AS h_{i}, " for i, (agg, _weight) in enumerate(d.row_hash_sums(hashed)))
     key = text_key(d, subject, None)
     return (
-        f"WITH p AS (SELECT CAST({d.param} AS TIMESTAMP) AS t{params}) "
+        f"WITH a AS (SELECT CAST({d.param} AS TIMESTAMP) AS t{params}), p AS (SELECT a.t{wanted} FROM a) "
         f"SELECT {key} AS subject_key, {codes}{hashes}count(*) AS n "
         f"FROM {consent_sql} AS c CROSS JOIN p "
         f"WHERE {subject} IS NOT NULL AND {key} <> '' "

@@ -26,7 +26,7 @@ from consentgate.engine import Enforcer, utcnow
 from consentgate.errors import ConsentGateError
 from consentgate.names import TableName, quote
 from consentgate.policy import Policy
-from consentgate.semantics import SEVERITY_REASON, VALID_GRANT, ConsentColumns, text_key
+from consentgate.semantics import SEVERITY_REASON, VALID_GRANT, ConsentColumns, purpose_key, text_key
 
 log = logging.getLogger("consentgate")
 
@@ -313,7 +313,7 @@ def _history(
     rows = session.all(
         f"SELECT {e['subject_id']}, {e['purpose']}, {e['status']}, {e['event_ts']}, {e['recorded_at']}, "
         f"{e['expires_at']}, {e['source']}, {e['policy_version']}, "
-        f"{text_key(d, e['subject_id'], None)} = {d.param} AS exact, lower(trim({e['purpose']})) AS pk "
+        f"{text_key(d, e['subject_id'], None)} = {d.param} AS exact, {purpose_key(d, e['purpose'])} AS pk "
         f"FROM {SUBJECT_EVENTS} AS c "
         f"ORDER BY pk NULLS LAST, {e['event_ts']} NULLS LAST, {source.known_at(session)} NULLS LAST",
         [keys[None]],

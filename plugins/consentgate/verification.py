@@ -16,7 +16,7 @@ from consentgate.engine import Enforcer
 from consentgate.errors import ConsentGateError, RunNotFoundError, one_line
 from consentgate.names import TableName
 from consentgate.policy import Policy
-from consentgate.semantics import REASONS, ConsentColumns
+from consentgate.semantics import REASONS, ConsentColumns, purpose_key
 from consentgate.transparency import ConsentSource, iso
 
 # -- verify ---------------------------------------------------------------------------------------
@@ -252,10 +252,10 @@ def opt_out_latency(session: Session, source: ConsentSource) -> dict[str, Any]:
     # purpose, latest first (a run before a withdrawal of the same instant), and a running minimum of
     # the cut-offs seen so far. One sort instead of a join of every withdrawal with every run.
     sql = (
-        f"WITH w AS (SELECT lower(trim({purpose})) AS purpose, {source.known_at(session)} AS t "
+        f"WITH w AS (SELECT {purpose_key(d, purpose)} AS purpose, {source.known_at(session)} AS t "
         f"FROM {source.table.sql()} AS c "
-        f"WHERE {source.well_formed(session)} AND lower(trim({status})) = 'withdrawn'), "
-        f"runs AS (SELECT DISTINCT lower(trim(l.purpose)) AS purpose, r.as_of AS t FROM {lineage.LINEAGE} AS l "
+        f"WHERE {source.well_formed(session)} AND {purpose_key(d, status)} = 'withdrawn'), "
+        f"runs AS (SELECT DISTINCT {purpose_key(d, 'l.purpose')} AS purpose, r.as_of AS t FROM {lineage.LINEAGE} AS l "
         f"JOIN {lineage.RUNS} AS r ON r.run_id = l.run_id WHERE r.as_of IS NOT NULL AND l.purpose IS NOT NULL), "
         "firsts AS (SELECT purpose, min(t) AS first_as_of FROM runs GROUP BY purpose), "
         "seq AS (SELECT purpose, t, 0 AS kind, CAST(NULL AS TIMESTAMP) AS as_of FROM w "

@@ -1,5 +1,6 @@
 {#-
-  A subject key as SQL (docs/semantics.md, rule 6): the value as trimmed text, null when blank,
+  A subject key as SQL (docs/semantics.md, rule 6): the value as text without leading and trailing
+  spaces (trim_spaces), null when blank,
   lower-cased when normalize is 'lower'. An integer 42 becomes '42'.
 -#}
 {% macro subject_key(expression, normalize=none) %}
@@ -7,7 +8,7 @@
 {% endmacro %}
 
 {% macro default__subject_key(expression, normalize=none) %}
-  {%- set key = "nullif(trim(cast(" ~ expression ~ " as " ~ dbt.type_string() ~ ")), '')" -%}
+  {%- set key = "nullif(" ~ consentgate.trim_spaces("cast(" ~ expression ~ " as " ~ dbt.type_string() ~ ")") ~ ", '')" -%}
   {%- if normalize == 'lower' -%}
     {%- set key = 'lower(' ~ key ~ ')' -%}
   {%- endif -%}
