@@ -26,17 +26,21 @@ class Dialect:
         return f"(extract(epoch from {expr}) * 1000000)::bigint"
 
     def trim(self, text_expr: str) -> str:
-        """`text_expr` without leading and trailing spaces: U+0020 only (docs/semantics.md, rule 6).
+        """`text_expr` without leading and trailing spaces: U+0020 only (docs/semantics.md, rule 3).
 
-        The space is given explicitly because a bare trim() differs between engines (DuckDB's also
-        strips U+00A0 and other Unicode spaces, PostgreSQL's does not). On DuckDB the trim sits behind
-        two prefix and suffix tests, the same value at a fraction of the cost when, as usual, there is
-        nothing to trim. Never pass a placeholder: the expression is repeated.
+        The space is given explicitly because a bare trim() differs between engines: DuckDB's also
+        strips U+00A0 and other Unicode spaces, PostgreSQL's does not.
         """
+        return f"trim({text_expr}, ' ')" if self.name == "duckdb" else f"btrim({text_expr}, ' ')"
+
+    def trim_column(self, text_expr: str) -> str:
+        """trim() for a value per row. On DuckDB behind two prefix and suffix tests: the same value, at a
+        fraction of the cost when, as usual, there is nothing to trim. The expression is repeated, so
+        never pass a placeholder (use trim())."""
         if self.name == "duckdb":
             t = text_expr
-            return f"CASE WHEN {t} LIKE ' %' OR {t} LIKE '% ' THEN trim({t}, ' ') ELSE {t} END"
-        return f"btrim({text_expr}, ' ')"
+            return f"CASE WHEN {t} LIKE ' %' OR {t} LIKE '% ' THEN {self.trim(t)} ELSE {t} END"
+        return self.trim(text_expr)
 
     def row_hash_sums(self, exprs: list[str]) -> list[tuple[str, int]]:
         """Aggregates whose weighted total is the sum of a 64-bit hash h of a tuple of values (nulls

@@ -58,13 +58,13 @@ class ConsentColumns:
 
 def text_key(d: Dialect, expr: str, normalize: str | None) -> str:
     """A subject key as compared by the rule: trimmed text, lower-cased with `normalize='lower'`."""
-    key = d.trim(f"CAST({expr} AS {d.text_type})")
+    key = d.trim_column(f"CAST({expr} AS {d.text_type})")
     return f"lower({key})" if normalize == "lower" else key
 
 
 def purpose_key(d: Dialect, expr: str) -> str:
     """A purpose (or status) as the rule compares it: trimmed and lower-cased (rule 3)."""
-    return f"lower({d.trim(expr)})"
+    return f"lower({d.trim_column(expr)})"
 
 
 def snapshot_select(
@@ -91,12 +91,11 @@ def snapshot_select(
     subject, purpose, status = col("subject_id"), col("purpose"), col("status")
     event_ts, recorded_at, expires_at = col("event_ts"), col("recorded_at"), col("expires_at")
     severity = (
-        f"CASE lower({d.trim(status)}) WHEN 'withdrawn' THEN 0 WHEN 'denied' THEN 1 "
+        f"CASE {purpose_key(d, status)} WHEN 'withdrawn' THEN 0 WHEN 'denied' THEN 1 "
         f"WHEN 'granted' THEN CASE WHEN {expires_at} <= p.t THEN 3 ELSE 4 END ELSE 2 END"
     )
     code = f"({d.epoch_us(event_ts)} + {EPOCH_OFFSET_US}) * 8 + (4 - {severity})"
-    params = "".join(f", CAST({d.param} AS {d.text_type}) AS p{i}" for i in range(purposes))
-    wanted = "".join(f", {purpose_key(d, f'a.p{i}')} AS p{i}" for i in range(purposes))
+    params = "".join(f", lower({d.trim(f'CAST({d.param} AS {d.text_type})')}) AS p{i}" for i in range(purposes))
     codes = "".join(
         f"max(CASE WHEN {purpose_key(d, purpose)} = p.p{i} THEN {code} END) AS code_{i}, " for i in range(purposes)
     )
@@ -104,7 +103,7 @@ def snapshot_select(
     hashes = "".join(f"{agg} AS h_{i}, " for i, (agg, _weight) in enumerate(d.row_hash_sums(hashed)))
     key = text_key(d, subject, None)
     return (
-        f"WITH a AS (SELECT CAST({d.param} AS TIMESTAMP) AS t{params}), p AS (SELECT a.t{wanted} FROM a) "
+        f"WITH p AS (SELECT CAST({d.param} AS TIMESTAMP) AS t{params}) "
         f"SELECT {key} AS subject_key, {codes}{hashes}count(*) AS n "
         f"FROM {consent_sql} AS c CROSS JOIN p "
         f"WHERE {subject} IS NOT NULL AND {key} <> '' "
