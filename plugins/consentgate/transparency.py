@@ -120,9 +120,13 @@ def subject_lookup_expr(session: Session, source: ConsentSource, alias: str | No
 
     The rule's key, lower-cased: a superset of the person's events under either normalisation. The
     report narrows it down again (exact key unless the purpose's datasets normalise to lower case).
+    Spelled with the plain trim, not text_key's prefix/suffix tests: DuckDB answers an equality on
+    this expression from the index only when it is a plain function call.
     """
+    d = session.dialect
     col = quote(source.columns.subject_id)
-    return text_key(session.dialect, f"{alias}.{col}" if alias else col, "lower")
+    ref = f"{alias}.{col}" if alias else col
+    return f"lower({d.trim(f'CAST({ref} AS {d.text_type})')})"
 
 
 def subject_index_exists(session: Session, source: ConsentSource) -> bool:

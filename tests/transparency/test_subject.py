@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,31 @@ def test_subject_index_is_created_once_and_gives_the_same_report(warehouse: Path
     assert {c["purpose"]: c["state"] for c in grown["current"]}["ad_targeting"] == "consented"
     assert cg_json("index", "--database", warehouse, "--drop")[1]["action"] == "dropped"
     assert sql(warehouse, "SELECT count(*) FROM duckdb_indexes()") == [(0,)]
+
+
+def test_the_report_reads_the_log_through_the_subject_index(warehouse: Path, policy_file: Path, tmp_path: Path) -> None:
+    # The report's lookup must be an expression DuckDB answers from the index: an index on a CASE
+    # expression, for one, is kept up to date but never used. EXPLAIN decides nothing here (DuckDB
+    # chooses the index inside the scan at run time), so the executed query's profile is read.
+    assert cg_json("index", "--database", warehouse, "--policy", policy_file)[0] == 0
+    profile = tmp_path / "profile.json"
+    session = open_duckdb(warehouse, read_only=True)
+    try:
+        source = transparency.consent_source(session, load(policy_file))
+        lookup = transparency.subject_lookup_expr(session, source, "c")
+        session.run("PRAGMA enable_profiling = 'json'")
+        session.run(f"PRAGMA profiling_output = '{profile}'")
+        session.all(f"SELECT * FROM {source.table.sql()} AS c WHERE {lookup} = ?", [A.lower()])
+        session.run("PRAGMA disable_profiling")
+    finally:
+        session.close()
+
+    def scans(node: dict[str, Any]) -> list[str]:
+        own = [node["extra_info"].get("Type", "")] if node.get("type") == "TABLE_SCAN" else []
+        return own + [t for child in node.get("children", []) for t in scans(child)]
+
+    assert [t for op in json.loads(profile.read_text())["operator"] for t in scans(op)] == ["Index Scan"]
+
 
 
 def test_human_output_names_the_person_and_each_run(warehouse: Path) -> None:
