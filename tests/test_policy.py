@@ -95,3 +95,12 @@ def test_operator_column_mapping_is_validated_like_a_policy(mapping, match: str)
 def test_operator_column_mapping_keeps_optional_columns_absent() -> None:
     cols = parse_columns({"subject_id": "customer_ref", "source": None})
     assert (cols.subject_id, cols.source, cols.status) == ("customer_ref", None, "status")
+
+
+def test_purpose_names_are_trimmed_of_spaces_only() -> None:
+    # docs/semantics.md rule 3: the SQL trims U+0020 only, so the policy does the same.
+    base = {"name": "d", "source": "s", "target": "t", "subject_column": "c"}
+    policy = parse({"purposes": [{"name": " ads ", "description": "Ads."}], "datasets": [{**base, "purpose": "ADS "}]})
+    assert (policy.purposes[0].name, policy.datasets[0].purpose) == ("ads", "ADS")
+    with pytest.raises(PolicyError, match=r"datasets\[0\]\.purpose: purpose 'ads\\t' is not declared"):
+        parse({"purposes": [{"name": "ads", "description": "Ads."}], "datasets": [{**base, "purpose": "ads\t"}]})

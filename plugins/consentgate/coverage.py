@@ -104,12 +104,12 @@ def purpose_of(node: Mapping[str, Any]) -> str | None:
     """
     for meta in _metas(node):
         marks = meta.get("consentgate")
-        if isinstance(marks, Mapping) and isinstance(marks.get("purpose"), str) and marks["purpose"].strip():
-            return marks["purpose"].strip().lower()
+        if isinstance(marks, Mapping) and isinstance(marks.get("purpose"), str) and marks["purpose"].strip(" "):
+            return marks["purpose"].strip(" ").lower()
     for meta in _metas(node):
         value = meta.get("consentgate_purpose")
-        if isinstance(value, str) and value.strip():
-            return value.strip().lower()
+        if isinstance(value, str) and value.strip(" "):
+            return value.strip(" ").lower()
     return None
 
 
@@ -152,13 +152,13 @@ def _raw_purposes(raw_code: str) -> list[str]:
         args = match.group(1)
         keyword = _KEYWORD_RE.search(args)
         if keyword:
-            found.append((keyword.group(1) or keyword.group(2) or "").strip().lower())
+            found.append((keyword.group(1) or keyword.group(2) or "").strip(" ").lower())
             continue
         positional = _ARG_RE.findall(args)
         if len(positional) >= 3:
             literal = _LITERAL_RE.match(positional[2])
             if literal:
-                found.append((literal.group(1) or literal.group(2) or "").strip().lower())
+                found.append((literal.group(1) or literal.group(2) or "").strip(" ").lower())
     return [purpose for purpose in found if purpose]
 
 
@@ -173,8 +173,8 @@ def gate_purposes(node: Mapping[str, Any], macros: Mapping[str, Any] | None = No
             call = json.loads(payload)
         except json.JSONDecodeError:
             continue
-        if isinstance(call, Mapping) and isinstance(call.get("purpose"), str) and call["purpose"].strip():
-            purposes.add(call["purpose"].strip().lower())
+        if isinstance(call, Mapping) and isinstance(call.get("purpose"), str) and call["purpose"].strip(" "):
+            purposes.add(call["purpose"].strip(" ").lower())
     purposes.update(_raw_purposes(node.get("raw_code") or ""))
     return purposes
 

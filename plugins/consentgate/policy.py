@@ -78,8 +78,8 @@ class Policy:
     path: str | None = None
 
     def purpose(self, name: str) -> Purpose:
-        wanted = name.strip().lower()
-        return next(p for p in self.purposes if p.name.strip().lower() == wanted)
+        wanted = name.strip(" ").lower()
+        return next(p for p in self.purposes if p.name.strip(" ").lower() == wanted)
 
     def dataset(self, name: str) -> Dataset:
         for d in self.datasets:
@@ -126,6 +126,12 @@ class _Reader:
                 raise self.fail(f"{field}.{key}", "required")
         return value
 
+    def purpose(self, value: Any, field: str) -> str:
+        """A purpose name: trimmed of spaces only, as the rule trims purposes (docs/semantics.md, rule 3)."""
+        if not isinstance(value, str) or not value.strip(" "):
+            raise self.fail(field, f"expected non-empty text, got {value!r}")
+        return value.strip(" ")
+
     def text(self, value: Any, field: str) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(field, f"expected non-empty text, got {value!r}")
@@ -169,7 +175,7 @@ class _Reader:
         for i, item in enumerate(self.items(raw, "purposes")):
             f = f"purposes[{i}]"
             item = self.mapping(item, f, {"name", "description"}, {"name", "description"})
-            out.append(Purpose(self.text(item["name"], f"{f}.name"), self.text(item["description"], f"{f}.description")))
+            out.append(Purpose(self.purpose(item["name"], f"{f}.name"), self.text(item["description"], f"{f}.description")))
         self.unique([p.name for p in out], "purposes", "purpose declared twice:")
         return out
 
@@ -177,8 +183,8 @@ class _Reader:
         f = f"datasets[{i}]"
         allowed = {"name", "source", "target", "subject_column", "purpose", "normalize"}
         item = self.mapping(raw, f, allowed, allowed - {"normalize"})
-        ds = Dataset(**{k: self.text(item[k], f"{f}.{k}") for k in sorted(allowed - {"normalize"})},
-                     normalize=item.get("normalize"))
+        texts = {k: self.text(item[k], f"{f}.{k}") for k in sorted(allowed - {"normalize", "purpose"})}
+        ds = Dataset(**texts, purpose=self.purpose(item["purpose"], f"{f}.purpose"), normalize=item.get("normalize"))
         self.name(TableName.parse, ds.source, f"{f}.source")
         self.name(TableName.parse, ds.target, f"{f}.target")
         self.name(column, ds.subject_column, f"{f}.subject_column")

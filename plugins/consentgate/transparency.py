@@ -204,7 +204,7 @@ def _decide_subject(
 
 
 def _purpose_key(name: str | None) -> str | None:
-    return None if name is None else name.strip().lower()
+    return None if name is None else name.strip(" ").lower()
 
 
 def _mode(purpose: str | None, normalize: str | None) -> Mode:
@@ -240,7 +240,7 @@ def subject_report(
       from the consent log as of the run's cut-off (no subject id is ever stored per run).
     """
     d = session.dialect
-    if not isinstance(subject_id, str) or not subject_id.strip():
+    if not isinstance(subject_id, str) or not subject_id.strip(" "):
         raise SubjectError("subject id is blank; a blank key never matches, so there is nothing to report")
     now = now or utcnow()
     source = consent_source(session, policy)

@@ -17,7 +17,7 @@
     {%- do consentgate._fail(macro_name, 'subject_column', 'is required: the column holding the subject id', subject_column) -%}
   {%- endif -%}
   {%- set subject_sql = consentgate._identifier(subject_column, macro_name, 'subject_column') -%}
-  {%- if purpose is not string or purpose | trim == '' -%}
+  {%- if purpose is not string or purpose | trim(' ') == '' -%}
     {%- do consentgate._fail(macro_name, 'purpose', 'is required: a non-blank purpose such as ad_targeting', purpose) -%}
   {%- endif -%}
   {%- if normalize is not none and normalize != 'lower' -%}
@@ -30,7 +30,7 @@
       'relation': relation,
       'subject_column': subject_column | trim,
       'subject_sql': subject_sql,
-      'purpose': purpose | trim | lower,
+      'purpose': purpose | trim(' ') | lower,
       'normalize': normalize,
       'as_of': resolved_as_of,
       'consent_relation': consent,

@@ -9,7 +9,11 @@
 {% endmacro %}
 
 {% macro default__integer_key(key_sql, data_type) %}
-  {{ return("case when " ~ key_sql ~ " ~ '^-?(0|[1-9][0-9]{0,17})$' then cast(" ~ key_sql ~ " as bigint) end") }}
+  {#- The canonical text of a bigint: no sign on 0, no leading zero, within range (checked as numeric
+      in a nested case, so the bigint cast only ever sees a value that fits). -#}
+  {{ return("case when " ~ key_sql ~ " ~ '^(0|-?[1-9][0-9]{0,18})$' then case when cast(" ~ key_sql
+            ~ " as numeric) between -9223372036854775808 and 9223372036854775807 then cast(" ~ key_sql
+            ~ " as bigint) end end") }}
 {% endmacro %}
 
 {% macro duckdb__integer_key(key_sql, data_type) %}

@@ -27,14 +27,14 @@
       {%- if cg.get('personal_data') in [true, 'true', 'True', 'yes'] -%}
         {%- do marks.update({'personal_data': true}) -%}
       {%- endif -%}
-      {%- if cg.get('purpose') is string and cg.get('purpose') | trim and marks.purpose is none -%}
-        {%- do marks.update({'purpose': cg.get('purpose') | trim | lower}) -%}
+      {%- if cg.get('purpose') is string and cg.get('purpose') | trim(' ') and marks.purpose is none -%}
+        {%- do marks.update({'purpose': cg.get('purpose') | trim(' ') | lower}) -%}
       {%- endif -%}
     {%- endif -%}
   {%- endfor -%}
   {%- for meta in metas -%}
-    {%- if marks.purpose is none and meta.get('consentgate_purpose') is string and meta.get('consentgate_purpose') | trim -%}
-      {%- do marks.update({'purpose': meta.get('consentgate_purpose') | trim | lower}) -%}
+    {%- if marks.purpose is none and meta.get('consentgate_purpose') is string and meta.get('consentgate_purpose') | trim(' ') -%}
+      {%- do marks.update({'purpose': meta.get('consentgate_purpose') | trim(' ') | lower}) -%}
     {%- endif -%}
   {%- endfor -%}
   {{ return(marks) }}
