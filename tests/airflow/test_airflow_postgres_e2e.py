@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from cg_airflow import REPO, asset_events, build_demo, task_states, xcoms
-from pgserver import PgServer
+from pgserver import PgServer, fresh_database
 from reference import Event, decide, reason_for
 from reference import enforce as reference_enforce
 
@@ -61,16 +61,6 @@ COPIED = {
 
 
 # -- the demo warehouse, in PostgreSQL ----------------------------------------------------------------
-
-
-def fresh_database(server: PgServer, name: str) -> PgServer:
-    admin = server.connect()
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cur.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
-    return PgServer(server.host, server.port, server.user, name)
 
 
 def _pg_type(duckdb_type: str) -> str:
