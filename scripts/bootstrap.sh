@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Create (or refresh) the project's virtualenv in .venv with everything the job and the tests need.
 # Idempotent: re-installs only when pyproject.toml changed. Source it or run it.
+# On a machine whose Python cannot create a venv (Debian without pythonX.Y-venv) it installs that package
+# first (scripts/ensure_tools.sh); a .venv whose pip does not run (a venv creation that failed) is re-created.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
-if [ ! -x "$VENV/bin/python" ]; then
+# shellcheck source=scripts/ensure_tools.sh
+source "$ROOT/scripts/ensure_tools.sh"
+if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+  cg_ensure_python_venv "$PY"
   echo "consentgate: creating $VENV" >&2
-  "$PY" -m venv "$VENV"
+  "$PY" -m venv --clear "$VENV"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
 fi
 STAMP="$VENV/.consentgate-installed"
