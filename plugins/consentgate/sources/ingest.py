@@ -1,0 +1,339 @@
+"""Ingest consent sources into the consent log: incremental, idempotent, order-independent, fail closed.
+
+One ingest of one source, in one transaction: read the rows from the source's watermark on, map them
+to observations (kinds/) and stage them. A source that keeps history (events, Fides, OneTrust
+receipts) appends every new observation. Then, for every subject and purpose touched, the latest
+observation of any source (kept per source in consentgate_source_latest) is appended if it is later
+than the log's latest event and decides differently; so a signal repeated on every request writes
+one event, re-ingesting writes nothing, and the order and batching of observations never change
+what the log decides. Every event gets `recorded_at` = this ingest's own time, so a run as of an
+earlier cut-off never sees it (rule 1). Watermark, per-source state and the ingest's evidence row
+commit with the events, or nothing does.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from consentgate.db import Session
+from consentgate.errors import one_line
+from consentgate.names import TableName
+from consentgate.semantics import ConsentColumns, purpose_key, text_key
+from consentgate.sources import log as tables
+from consentgate.sources import reading
+from consentgate.sources.config import Source
+from consentgate.sources.log import IngestRecord
+
+logger = logging.getLogger("consentgate")
+
+RAW, OBS, KEYS, SEQ, FLAGGED, FIX = (
+    f"_consentgate_ingest_{n}" for n in ("raw", "obs", "keys", "seq", "flagged", "fix")
+)
+_STAGE_COLUMNS = (
+    "subject_key", "pkey", "purpose", "status", "severity", "event_ts", "expires_at", "policy_version", "label",
+    "obs_id",
+)  # fmt: skip
+_RAW_TYPES = (
+    ("subject_key", "VARCHAR"), ("pkey", "VARCHAR"), ("purpose", "VARCHAR"), ("status", "VARCHAR"),
+    ("severity", "INTEGER"), ("event_ts", "TIMESTAMP"), ("expires_at", "TIMESTAMP"), ("policy_version", "VARCHAR"),
+    ("label", "VARCHAR"), ("obs_id", "VARCHAR"),
+)  # fmt: skip
+_RAW_DDL = ", ".join(f"{n} {t.lower()}" for n, t in _RAW_TYPES)
+
+
+def _csv_value(v: Any) -> str:
+    if v is None:
+        return "\\N"  # unquoted: the one spelling of null; every value is quoted
+    text = v.isoformat(sep=" ") if isinstance(v, datetime) else str(v)
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _csv_line(row: tuple[Any, ...]) -> str:
+    return ",".join(_csv_value(v) for v in row) + "\n"
+_ORDER = "event_ts, severity DESC, staged, obs_id"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class _Pipeline:
+    """The SQL of one ingest, on one session (DuckDB or PostgreSQL)."""
+
+    def __init__(self, session: Session, log: TableName) -> None:
+        self.s = session
+        self.d = session.dialect
+        self.log = log.sql()
+
+    def t(self, name: str) -> str:
+        return self.d.temp_table(name)
+
+    def temp(self, name: str, select: str, params: Sequence[Any] = ()) -> None:
+        self.s.run(f"DROP TABLE IF EXISTS {self.t(name)}")
+        self.s.run(f"CREATE TEMP TABLE {self.t(name)} AS {select}", params)
+
+    def create_raw(self) -> None:
+        self.s.run(f"DROP TABLE IF EXISTS {self.t(RAW)}")
+        self.s.run(f"CREATE TEMP TABLE {self.t(RAW)} ({_RAW_DDL})")
+
+    def insert_raw(self, rows: list[tuple[Any, ...]], spool: IO[str]) -> None:
+        """Stage rows in bulk: PostgreSQL by COPY per batch; DuckDB through a CSV spool file loaded once
+        (load_raw). Either way memory holds one batch."""
+        text = "".join(_csv_line(r) for r in rows)
+        if self.d.name == "duckdb":
+            spool.write(text)
+            return
+        self.s._cursor.copy_expert(  # noqa: SLF001 - COPY has no DB-API spelling
+            f"COPY {self.t(RAW)} FROM STDIN WITH (FORMAT csv, NULL '\\N')", io.StringIO(text)
+        )
+
+    def load_raw(self, spool: IO[str]) -> None:
+        if self.d.name != "duckdb":
+            return
+        spool.flush()
+        types = ", ".join(f"'{n}': '{t}'" for n, t in _RAW_TYPES)
+        self.s.run(
+            f"INSERT INTO {self.t(RAW)} SELECT * FROM read_csv(?, header = false, columns = {{{types}}}, "
+            "nullstr = '\\N', allow_quoted_nulls = false, quote = '\"', escape = '\"', delim = ',', "
+            "auto_detect = false)",
+            [spool.name],
+        )
+
+    def log_rows(self) -> str:
+        """The log's events as the rule sees them: keys trimmed, statuses normalised, a severity."""
+        status = purpose_key(self.d, "l.status")
+        norm = f"CASE WHEN {status} IN ('granted', 'denied', 'withdrawn') THEN {status} ELSE 'invalid' END"
+        sev = f"CASE {norm} WHEN 'withdrawn' THEN 0 WHEN 'denied' THEN 1 WHEN 'granted' THEN 4 ELSE 2 END"
+        return (
+            f"SELECT {text_key(self.d, 'l.subject_id', None)} AS subject_key, {purpose_key(self.d, 'l.purpose')} AS pkey, "
+            f"{norm} AS status, {sev} AS severity, l.event_ts, l.expires_at, coalesce(l.event_id, '') AS obs_id "
+            f"FROM {self.log} l WHERE l.event_ts IS NOT NULL AND l.subject_id IS NOT NULL AND l.purpose IS NOT NULL"
+        )
+
+    def build(self) -> None:
+        """OBS: new observations (not in the log yet); KEYS: the keys they touch; SEQ: both, ordered."""
+        cols = ", ".join(f"min({c}) AS {c}" for c in _STAGE_COLUMNS if c not in ("subject_key", "pkey", "obs_id"))
+        self.temp(
+            OBS,
+            f"SELECT r.subject_key, r.pkey, r.obs_id, {cols} FROM {self.t(RAW)} r "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {self.log} e WHERE e.event_id = r.obs_id) "
+            "GROUP BY r.subject_key, r.pkey, r.obs_id",
+        )
+        self.temp(KEYS, f"SELECT DISTINCT subject_key, pkey FROM {self.t(OBS)}")
+        carried = "CAST(NULL AS varchar) AS purpose, CAST(NULL AS varchar) AS policy_version, CAST(NULL AS varchar) AS label"
+        self.temp(
+            SEQ,
+            f"SELECT x.*, {carried}, 0 AS staged FROM ({self.log_rows()}) x "
+            f"WHERE EXISTS (SELECT 1 FROM {self.t(KEYS)} k WHERE k.subject_key = x.subject_key AND k.pkey = x.pkey) "
+            "UNION ALL SELECT subject_key, pkey, status, severity, event_ts, expires_at, obs_id, purpose, "
+            f"policy_version, label, 1 AS staged FROM {self.t(OBS)}",
+        )
+
+    def flag(self, history: bool) -> None:
+        """FLAGGED: SEQ with refusals resolved (withdrawn after an earlier grant of the key, in the log
+        or the batch, else denied) and a `to_write` flag: every new observation of a source that keeps
+        history (events, Fides, OneTrust receipts: each row a choice a person made); none of a signal
+        source (a header or string repeated on every request), whose latest observation is written by
+        fixes() only when it changes the decision."""
+        w = f"PARTITION BY subject_key, pkey ORDER BY {_ORDER}"
+        granted_before = (
+            f"max(CASE WHEN status = 'granted' THEN 1 ELSE 0 END) OVER ({w} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+        )
+        resolved = (
+            "SELECT subject_key, pkey, severity, event_ts, expires_at, obs_id, purpose, policy_version, label, staged, "
+            "CASE WHEN status <> 'negative' THEN status "
+            f"WHEN coalesce({granted_before}, 0) = 1 THEN 'withdrawn' ELSE 'denied' END AS status FROM {self.t(SEQ)}"
+        )
+        write = "CASE WHEN staged = 1 THEN 1 ELSE 0 END" if history else "0"
+        self.temp(
+            FLAGGED,
+            "SELECT subject_key, pkey, status, severity, event_ts, expires_at, obs_id, purpose, policy_version, "
+            f"label, staged, {write} AS to_write FROM ({resolved}) z",
+        )
+
+    def append(self, select: str, recorded_at: datetime) -> None:
+        p = self.d.param
+        self.s.run(
+            f"INSERT INTO {self.log} (subject_id, purpose, status, event_ts, recorded_at, expires_at, source, "
+            f"policy_version, event_id) SELECT subject_key, purpose, status, event_ts, {p}, expires_at, label, "
+            f"policy_version, obs_id FROM ({select}) a",
+            [recorded_at],
+        )
+
+    def count(self, name: str, where: str = "") -> int:
+        return int(self.s.one(f"SELECT count(*) FROM {self.t(name)} {where}")[0])
+
+    def update_latest(self, source: str) -> None:
+        """The source's latest observation per key touched, in consentgate_source_latest."""
+        p, L = self.d.param, tables.SOURCE_LATEST
+        touched = f"EXISTS (SELECT 1 FROM {self.t(KEYS)} k WHERE k.subject_key = c.subject_key AND k.pkey = c.pkey)"
+        cols = "subject_key, pkey, purpose, status, severity, event_ts, expires_at, policy_version, label, obs_id"
+        candidates = (
+            f"SELECT {cols} FROM {self.t(FLAGGED)} WHERE staged = 1 UNION ALL "
+            f"SELECT subject_key, purpose_key, purpose, status, severity, event_ts, expires_at, policy_version, label, "
+            f"obs_id FROM {L} WHERE source = {p}"
+        )
+        ranked = (
+            f"SELECT c.*, row_number() OVER (PARTITION BY subject_key, pkey ORDER BY event_ts DESC, severity, "
+            f"obs_id DESC) AS rn FROM ({candidates}) c WHERE {touched}"
+        )
+        self.temp(FIX + "_latest", f"SELECT {cols} FROM ({ranked}) z WHERE rn = 1", [source])
+        self.s.run(
+            f"DELETE FROM {L} WHERE source = {p} AND EXISTS (SELECT 1 FROM {self.t(KEYS)} k "
+            f"WHERE k.subject_key = {L}.subject_key AND k.pkey = {L}.purpose_key)",
+            [source],
+        )
+        self.s.run(
+            f"INSERT INTO {L} (source, subject_key, purpose_key, purpose, status, severity, event_ts, expires_at, "
+            f"policy_version, label, obs_id) SELECT {p}, {cols} FROM {self.t(FIX + '_latest')}",
+            [source],
+        )
+
+    def fixes(self) -> None:
+        """FIX: for each key touched, the latest observation of any source, where the log's latest event
+        (after this append) is earlier and decides differently (grant or not, and a grant's expiry)."""
+        L = tables.SOURCE_LATEST
+        order = "ORDER BY event_ts DESC, severity, obs_id DESC"
+        overall = (
+            f"SELECT * FROM (SELECT c.*, row_number() OVER (PARTITION BY c.subject_key, c.purpose_key {order}) AS rn "
+            f"FROM {L} c WHERE EXISTS (SELECT 1 FROM {self.t(KEYS)} k WHERE k.subject_key = c.subject_key "
+            "AND k.pkey = c.purpose_key)) o WHERE rn = 1"
+        )
+        in_log = f"SELECT * FROM {self.t(FLAGGED)} WHERE staged = 0 OR to_write = 1"
+        latest = f"SELECT * FROM (SELECT f.*, row_number() OVER (PARTITION BY subject_key, pkey {order}) AS rn FROM ({in_log}) f) l WHERE rn = 1"
+        differs = (
+            "(o.status = 'granted') <> (l.status = 'granted') OR (o.status = 'granted' AND "
+            "(o.expires_at <> l.expires_at OR (o.expires_at IS NULL) <> (l.expires_at IS NULL)))"
+        )
+        self.temp(
+            FIX,
+            "SELECT o.subject_key, o.purpose, o.status, o.event_ts, o.expires_at, o.label, o.policy_version, o.obs_id "
+            f"FROM ({overall}) o LEFT JOIN ({latest}) l ON l.subject_key = o.subject_key AND l.pkey = o.purpose_key "
+            "WHERE (l.subject_key IS NULL OR o.event_ts > l.event_ts OR (o.event_ts = l.event_ts AND o.severity < l.severity)) "
+            f"AND (l.subject_key IS NULL OR {differs}) "
+            f"AND NOT EXISTS (SELECT 1 FROM {self.log} e WHERE e.event_id = o.obs_id)",
+        )
+
+    def drop_scratch(self) -> None:
+        for name in (RAW, OBS, KEYS, SEQ, FLAGGED, FIX, FIX + "_latest"):
+            self.s.run(f"DROP TABLE IF EXISTS {self.t(name)}")
+
+
+def _stage(session: Session, pipe: _Pipeline, p: reading.ReadPlan, record: IngestRecord) -> None:
+    pipe.create_raw()
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="consentgate-ingest-", encoding="utf-8") as spool:
+        _stage_batches(session, pipe, p, record, spool)
+        with session.stage("staging the observations of", p.source.name):
+            pipe.load_raw(spool)
+    if record.watermark_to is None:
+        record.watermark_to = record.watermark_from
+
+
+def _stage_batches(session: Session, pipe: _Pipeline, p: reading.ReadPlan, record: IngestRecord, spool: IO[str]) -> None:
+    for batch in reading.read(session, p, record.watermark_from):
+        record.observations_read += batch.read
+        for reason, n in batch.rejected.items():
+            record.rejected[reason] = record.rejected.get(reason, 0) + n
+        if batch.watermark is not None and (record.watermark_to is None or batch.watermark > record.watermark_to):
+            record.watermark_to = batch.watermark
+        with session.stage("staging the observations of", p.source.name):
+            pipe.insert_raw(batch.rows, spool)
+
+
+def _ingest_one(session: Session, p: reading.ReadPlan, log_table: TableName, record: IngestRecord) -> None:
+    pipe = _Pipeline(session, log_table)
+    record.watermark_from = tables.watermark(session, p.source.name)
+    _stage(session, pipe, p, record)
+    with session.stage("appending to the consent log", log_table):
+        pipe.build()
+        pipe.flag(p.source.keeps_history)
+        record.recorded_at = utcnow()  # taken after reading: never earlier than what it records
+        written = pipe.count(FLAGGED, "WHERE to_write = 1")
+        pipe.append(f"SELECT * FROM {pipe.t(FLAGGED)} WHERE to_write = 1", record.recorded_at)
+        pipe.update_latest(p.source.name)
+        pipe.fixes()
+        written += pipe.count(FIX)
+        pipe.append(f"SELECT * FROM {pipe.t(FIX)}", record.recorded_at)
+        pipe.drop_scratch()
+    record.events_written = written
+    record.finished_at = utcnow()
+    record.status = "success"
+    with session.stage("recording the ingest", p.source.name):
+        tables.set_watermark(session, record)
+        tables.write_record(session, record)
+
+
+def _record_failure(session: Session, record: IngestRecord, exc: BaseException) -> None:
+    """Record the failed ingest (log, watermark and state stay as they were). Never raises."""
+    session.rollback()
+    record.status, record.finished_at, record.error = "failed", utcnow(), one_line(exc)
+    record.events_written, record.recorded_at = 0, None
+    try:
+        with session.transaction() as s:
+            tables.ensure_tables(s)
+            tables.write_record(s, record)
+    except Exception as inner:  # noqa: BLE001 - must not hide the original error
+        logger.warning("could not record the failed ingest of %s: %s", record.source, one_line(inner))
+
+
+def _record(ingest_id: str, source: Source, consent_table: str) -> IngestRecord:
+    return IngestRecord(ingest_id, source.name, source.kind.value, source.table, consent_table, utcnow())
+
+
+def _plans(session: Session, sources: Sequence[Source], ingest_id: str, consent_table: str) -> list[reading.ReadPlan]:
+    """Every source checked before anything is ingested; the first unreadable one is recorded and raised."""
+    plans = []
+    for src in sources:
+        try:
+            with session.stage(f"checking consent source {src.name}", src.table):
+                plans.append(reading.plan(session, src))
+        except Exception as exc:
+            _record_failure(session, _record(ingest_id, src, consent_table), exc)
+            raise
+    return plans
+
+
+def ingest(
+    session: Session,
+    sources: Sequence[Source],
+    *,
+    consent_table: str = "consent_events",
+    columns: ConsentColumns | None = None,
+    ingest_id: str | None = None,
+    raise_on_error: bool = True,
+) -> list[IngestRecord]:
+    """Ingest each source (in its own transaction) into the consent log; returns one record per source.
+
+    Every source's table and columns are checked before anything is written: one that cannot be read
+    raises IngestError and nothing is ingested. A source failing later is rolled back, recorded as
+    failed, and raised (after the other sources, when raise_on_error is False it is only recorded).
+    """
+    iid = ingest_id or uuid.uuid4().hex
+    with session.transaction() as s:
+        tables.ensure_tables(s)
+        log_table = tables.ensure_log(s, consent_table, columns)
+    plans = _plans(session, sources, iid, str(log_table))
+    out: list[IngestRecord] = []
+    for p in plans:
+        record = _record(iid, p.source, str(log_table))
+        try:
+            with session.transaction():
+                _ingest_one(session, p, log_table, record)
+        except BaseException as exc:
+            _record_failure(session, record, exc)
+            out.append(record)
+            if raise_on_error or not isinstance(exc, Exception):
+                raise
+            continue
+        logger.info(
+            "ingested %s: %d observations read, %d events written", record.source, record.observations_read,
+            record.events_written,
+        )
+        out.append(record)
+    return out
