@@ -23,3 +23,6 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]"
   echo "$WANT" > "$STAMP"
 fi
+# The editable build leaves plugins/consentgate.egg-info beside the package, and plugins/ is on sys.path:
+# Airflow would then find a second copy of the distribution and register the plugin twice.
+rm -rf "$ROOT/plugins/consentgate.egg-info"

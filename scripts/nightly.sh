@@ -20,10 +20,11 @@ EVENTS="$STATE/openlineage/events.jsonl"
 LOG="$STATE/airflow/dags-test.log"
 mkdir -p "$STATE/airflow" "$STATE/openlineage" "$STATE/dbt" "$(dirname "$DB")"
 
-# A private Airflow: SQLite metadata DB in .consentgate/airflow, this repo's dags/ and plugins/.
+# A private Airflow: SQLite metadata DB in .consentgate/airflow, this repo's dags/. The consentgate plugin
+# comes from its entry point (installed package); the plugins folder is a private one (empty).
 export AIRFLOW_HOME="$STATE/airflow"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
-export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/plugins"
+export AIRFLOW__CORE__PLUGINS_FOLDER="$AIRFLOW_HOME/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
 export AIRFLOW__OPENLINEAGE__NAMESPACE=consentgate

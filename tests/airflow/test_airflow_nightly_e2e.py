@@ -22,6 +22,7 @@ from cg_airflow import (
     task_states,
     try_numbers,
 )
+from facet_schema import validate_consentgate_facets
 from httpserver import http_get
 from reference import Event, decide, reason_for
 from reference import enforce as reference_enforce
@@ -292,6 +293,9 @@ def test_day1_openlineage_events_carry_the_consent_facet(day1) -> None:
         ) == list(row[8:14])
         assert facet["consent_fingerprint"] == row[14]
         assert facet["_schemaURL"].endswith("ConsentEnforcementRunFacet")
+    # Every consentgate facet emitted (this run's, and any other in the file) is valid against the schema
+    # its _schemaURL points at, the file shipped in the package, and carries consentgate's _producer.
+    assert validate_consentgate_facets(openlineage_events()) >= len(DATASETS)
 
 
 def test_day1_run_report_is_served_by_airflows_api_server(day1, nightly) -> None:

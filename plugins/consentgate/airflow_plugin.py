@@ -1,9 +1,10 @@
 """The consentgate Airflow plugin: a template macro and the run report web app.
 
-Airflow imports every .py file of the plugins folder as a top-level module; this is the only one at
-this level (plugins/.airflowignore keeps the consentgate package out). Importing it is cheap and has
-no side effects: no connection, no Variable, no FastAPI. The report app (`consentgate.webapp`) is built
-on its first request, and a failure to import or build it answers 503 instead of breaking the plugin.
+Registered through the `airflow.plugins` entry point (pyproject.toml), so `pip install
+consentgate[airflow]` is enough: no file to copy into the plugins folder. Importing this module is cheap
+and has no side effects: no connection, no Variable, no FastAPI. The report app (`consentgate.webapp`) is
+built on its first request, and a failure to import or build it answers 503 instead of breaking the
+plugin.
 
 In templates: ``{{ macros.consentgate.consent_cutoff(data_interval_end) }}``.
 In the Airflow UI: "Consent runs" (the report of the latest run), served under /consentgate/.
@@ -11,7 +12,6 @@ In the Airflow UI: "Consent runs" (the report of the latest run), served under /
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -76,28 +76,18 @@ class LazyReportApp:
         await send({"type": "http.response.body", "body": body})
 
 
-def _has_report_module() -> bool:
-    try:
-        return importlib.util.find_spec("consentgate.webapp") is not None
-    except Exception:  # noqa: BLE001 - consentgate not importable: no report
-        return False
-
-
 class ConsentGatePlugin(AirflowPlugin):
     """Macros for consent-aware DAGs and the consent run report."""
 
     name = "consentgate"
     macros = [consent_cutoff]
-    if _has_report_module():
-        fastapi_apps = [
-            {"app": LazyReportApp(), "url_prefix": REPORT_PREFIX, "name": "consentgate run report"}
-        ]
-        external_views = [
-            {
-                "name": "Consent runs",
-                "href": f"{REPORT_PREFIX}/",
-                "destination": "nav",
-                "category": "browse",
-                "url_route": "consentgate",
-            }
-        ]
+    fastapi_apps = [{"app": LazyReportApp(), "url_prefix": REPORT_PREFIX, "name": "consentgate run report"}]
+    external_views = [
+        {
+            "name": "Consent runs",
+            "href": f"{REPORT_PREFIX}/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "consentgate",
+        }
+    ]
