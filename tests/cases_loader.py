@@ -53,6 +53,8 @@ def load_cases() -> list[Case]:
 def sql_type(kind: str, dialect: str) -> str:
     if kind == "integer":
         return "BIGINT"
+    if kind == "text_ci":  # compares case-insensitively (PostgreSQL: CREATE EXTENSION citext first)
+        return "VARCHAR COLLATE NOCASE" if dialect == "duckdb" else "CITEXT"
     return "VARCHAR" if dialect == "duckdb" else "TEXT"
 
 
@@ -70,6 +72,8 @@ def create_tables(
     p = "?" if dialect == "duckdb" else "%s"
     ts = "TIMESTAMP"
     text = sql_type("text", dialect)
+    if dialect == "postgres" and "text_ci" in (subject_type, consent_subject_type):
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS citext")
     cursor.execute(f"DROP TABLE IF EXISTS {consent_table}")
     cursor.execute(
         f"CREATE TABLE {consent_table} (subject_id {sql_type(consent_subject_type, dialect)}, purpose {text}, "

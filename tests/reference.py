@@ -11,6 +11,12 @@ from datetime import datetime
 from typing import Any
 
 REASONS = ("null_subject", "no_consent", "denied", "withdrawn", "expired", "invalid")
+# Rule 6: lowering maps A-Z to a-z and nothing else (not Python's Unicode str.lower()).
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(text: str) -> str:
+    return text.translate(_ASCII_LOWER)
 
 
 @dataclass(frozen=True)
@@ -29,11 +35,11 @@ def _key(value: Any, normalize: str | None) -> str | None:
     text = str(value).strip(" ")
     if text == "":
         return None
-    return text.lower() if normalize == "lower" else text
+    return ascii_lower(text) if normalize == "lower" else text
 
 
 def _kind(event: Event, as_of: datetime) -> str:
-    status = (event.status or "").strip(" ").lower()
+    status = ascii_lower((event.status or "").strip(" "))
     if status == "granted":
         if event.expires_at is not None and event.expires_at <= as_of:
             return "expired"
@@ -51,13 +57,13 @@ def decide(
     events: Iterable[Event], purpose: str, as_of: datetime, normalize: str | None = None
 ) -> dict[str, str]:
     """Return {subject key: deciding kind} for every subject with a counted event."""
-    wanted = purpose.strip(" ").lower()
+    wanted = ascii_lower(purpose.strip(" "))
     best: dict[str, tuple[datetime, int, str]] = {}
     for e in events:
         key = _key(e.subject_id, normalize)
         if key is None or e.purpose is None or e.event_ts is None:
             continue
-        if e.purpose.strip(" ").lower() != wanted:
+        if ascii_lower(e.purpose.strip(" ")) != wanted:
             continue
         known = e.recorded_at if e.recorded_at is not None else e.event_ts
         if e.event_ts > as_of or known > as_of:

@@ -8,6 +8,7 @@ unreadable log stops the whole run before any target is touched, and the failed 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -74,9 +75,12 @@ def enforce_dataset(
     Writes only this dataset's lineage row, so mapped tasks sharing one run never erase each other's.
     When no task opened the run, this one opens it and closes it (success or failed).
     """
-    from consentgate import lineage
-    from consentgate.engine import Enforcer, record_failure, utcnow
+    from dataclasses import replace
 
+    from consentgate import lineage, termination
+    from consentgate.engine import Enforcer, invocation_owner, record_failure, utcnow
+
+    context = replace(context, owner=invocation_owner(context))
     started = utcnow()
     record = lineage.RunRecord(
         run_id=run_id,
@@ -87,24 +91,26 @@ def enforce_dataset(
         dag_id=context.dag_id,
         task_id=context.task_id,
         airflow_run_id=context.airflow_run_id,
+        owner=context.owner,
+        planned_datasets=json.dumps([ds.name]),
     )
     with session.transaction() as s:
-        if not lineage.has_tables(s):
-            lineage.ensure_tables(s)
+        lineage.ensure_tables(s)
     owned = _owns_run(session, run_id, context)
     enforcer = Enforcer(
         session, consent_table=consent_table, columns=columns, as_of=as_of, run_id=run_id, context=context
     )
     try:
-        with session.transaction():
-            enforcer.take_snapshot([ds.purpose])
-        if owned:
-            enforcer.start_run(started)
-        result = enforcer.enforce(ds)
-        if owned:
-            with session.transaction() as s:
-                lineage.finish_run(s, run_id, status="success", finished_at=utcnow())
-    except Exception as exc:
+        with termination.sigterm_raises():  # Airflow's SIGTERM (timeout, stop): a recorded failure
+            with session.transaction():
+                enforcer.take_snapshot([ds.purpose])
+            if owned:
+                enforcer.start_run(started, planned=[ds.name])
+            result = enforcer.enforce(ds)
+            if owned:
+                with session.transaction() as s:
+                    lineage.finish_run(s, run_id, owner=context.owner, status="success", finished_at=utcnow())
+    except BaseException as exc:
         if owned:
             record_failure(session, record, exc)
         raise
@@ -234,8 +240,10 @@ def check_consent_source(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     Returns one ConsentFilterOperator's arguments per dataset, and pushes the run's settings as XComs
     `conn_id`, `as_of`, `run_id` and `consent_table` for the tasks that are not mapped over the plan.
     """
+    from dataclasses import replace
+
     from consentgate import lineage
-    from consentgate.engine import open_run, record_failure, utcnow
+    from consentgate.engine import check_policy_names, invocation_owner, open_run, record_failure, utcnow
     from consentgate.hooks import open_warehouse
     from consentgate.names import TableName
     from consentgate.operators import fail_task, resolve_as_of, run_context
@@ -243,6 +251,7 @@ def check_consent_source(context: Mapping[str, Any]) -> list[dict[str, Any]]:
 
     run_id = context["run_id"]
     ctx = run_context(context)
+    ctx = replace(ctx, owner=invocation_owner(ctx))
     conn_id = setting(CONN_SETTING, DEFAULT_CONN_ID)
     policy_path = setting(POLICY_SETTING, default_policy_path())
     record = lineage.RunRecord(
@@ -252,6 +261,7 @@ def check_consent_source(context: Mapping[str, Any]) -> list[dict[str, Any]]:
         dag_id=ctx.dag_id,
         task_id=ctx.task_id,
         airflow_run_id=ctx.airflow_run_id,
+        owner=ctx.owner,
     )
     try:
         as_of = resolve_as_of(context.get("data_interval_end"), context)
@@ -261,13 +271,15 @@ def check_consent_source(context: Mapping[str, Any]) -> list[dict[str, Any]]:
             try:
                 policy = load(policy_path)
                 record.consent_table = policy.consent_table
+                record.planned_datasets = json.dumps([d.name for d in policy.datasets])
+                check_policy_names(session, policy.datasets, policy.consent_table)
                 _, snap = open_run(session, record, policy.consent_table, policy.columns, ctx)
                 with session.transaction() as s:  # parallel mapped tasks must not race to create schemas
                     for schema in sorted(
                         {t.schema for d in policy.datasets if (t := TableName.parse(d.target)).schema}
                     ):
                         s.run(f"CREATE SCHEMA IF NOT EXISTS {TableName(None, schema).sql()}")
-            except Exception as exc:
+            except BaseException as exc:
                 record_failure(session, record, exc)
                 raise
     except Exception as exc:  # noqa: BLE001
@@ -311,11 +323,12 @@ def describe(failed: Mapping[str, Sequence[str]]) -> str:
 def close_run(context: Mapping[str, Any]) -> dict[str, Any]:
     """Close the run record (success or failed), log a summary, and fail if anything upstream failed."""
     from consentgate import lineage
-    from consentgate.engine import utcnow
+    from consentgate.engine import invocation_owner, utcnow
     from consentgate.hooks import open_warehouse
-    from consentgate.operators import fail_task
+    from consentgate.operators import fail_task, run_context
 
     run_id = context["run_id"]
+    owner = invocation_owner(run_context(context))
     conn_id = setting(CONN_SETTING, DEFAULT_CONN_ID)
     try:
         failed = failed_tasks(context)
@@ -343,8 +356,20 @@ def close_run(context: Mapping[str, Any]) -> dict[str, Any]:
             earlier = run.get("error") if run["status"] == "failed" and opener_failed else None
             error = "; ".join(p for p in (earlier, *problems) if p)
             status = "failed" if error else "success"
+            planned = lineage.RunRecord(run_id, planned_datasets=run.get("planned_datasets")).planned() or []
+            missing = sorted(set(planned) - {r["dataset"] for r in rows})
+            if missing and not error:
+                error = f"planned datasets without a lineage row: {', '.join(missing)}"
+            status = "failed" if error else "success"
             with s.transaction():
-                lineage.finish_run(s, run_id, status=status, finished_at=utcnow(), error=error or None)
+                # Only this DAG run's own run, and never one already successful (docs/runs.md).
+                if not lineage.finish_run(
+                    s, run_id, owner=owner, status=status, finished_at=utcnow(), error=error or None
+                ) and run["status"] != status:
+                    raise RunFailedError(
+                        f"consentgate run {run_id!r} belongs to another invocation or already finished "
+                        f"({run['status']}); its record was left as it is"
+                    )
     except Exception as exc:  # noqa: BLE001
         fail_task(exc)
     summary = {

@@ -13,7 +13,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from consentgate.commands._shared import Database, Json, duckdb_session
-from consentgate.errors import ConsentGateError, one_line
+from consentgate.errors import ConsentGateError, debug_enabled, engine_message, mask_url, one_line
 
 app = typer.Typer(
     name="consentgate",
@@ -29,8 +29,15 @@ AsOf = Annotated[
 
 
 def fail(exc: BaseException, code: int = 1) -> NoReturn:
-    """One line on stderr, no traceback."""
+    """One line on stderr, no traceback (see docs/errors.md).
+
+    With CONSENTGATE_DEBUG_ERRORS=1 a second line shows the message one_line() withheld (a database
+    engine's, which can quote row values): on this terminal only, never in a record, log or event.
+    """
     typer.echo(f"consentgate: error: {one_line(exc)}", err=True)
+    if debug_enabled() and not isinstance(exc, ConsentGateError):
+        raw = engine_message(exc) or str(exc)
+        typer.echo(f"consentgate: debug: withheld message: {mask_url(' '.join(raw.split()))}", err=True)
     raise typer.Exit(code)
 
 
@@ -101,7 +108,11 @@ def run(
     _setup_logging(quiet=as_json)
     rid, started, loaded = run_id or new_run_id(), utcnow(), None
     try:
-        loaded = load(policy)
+        try:
+            loaded = load(policy)
+        except Exception as exc:
+            record_unloadable_policy(database, rid, exc)
+            raise
         result = run_policy(loaded, database, as_of=as_of, run_id=rid)
     except Exception as exc:  # noqa: BLE001
         emit_failed_run(rid, exc, policy=loaded, database=database)
@@ -117,6 +128,28 @@ def run(
         raise typer.Exit(1)
 
 
+def record_unloadable_policy(database: Path, run_id: str, exc: BaseException) -> None:
+    """Record a run whose policy file could not be loaded as failed, when the database exists and
+    opens (a missing or unopenable database is the user's next error, not this one's)."""
+    from consentgate import lineage
+    from consentgate.db import open_duckdb
+    from consentgate.engine import package_version, record_failure, utcnow
+
+    log = logging.getLogger("consentgate")
+    if not database.exists():
+        return
+    try:
+        session = open_duckdb(database)
+    except Exception as inner:  # noqa: BLE001 - nothing to record into
+        log.warning("the failed run %s is not recorded: %s", run_id, one_line(inner))
+        return
+    try:
+        record = lineage.RunRecord(run_id=run_id, started_at=utcnow(), package_version=package_version())
+        record_failure(session, record, exc)
+    finally:
+        session.close()
+
+
 @app.command("lineage")
 def lineage_cmd(
     database: Database,
@@ -124,8 +157,10 @@ def lineage_cmd(
     limit: Annotated[int, typer.Option(help="How many runs to list.")] = 20,
     as_json: Json = False,
 ) -> None:
-    """Show recorded runs and their per-dataset counts."""
+    """Show recorded runs and their per-dataset counts. A run recorded as running whose process is gone
+    (or that started over a day ago) is shown as stale: it was killed and never finished."""
     from consentgate import lineage
+    from consentgate.engine import utcnow
     from consentgate.errors import RunNotFoundError
 
     try:
@@ -135,6 +170,7 @@ def lineage_cmd(
             else:
                 runs = lineage.read_runs(session, run_id, limit)
                 for r in runs:
+                    r["effective_status"] = lineage.effective_status(r, utcnow())
                     r["datasets"] = lineage.read_lineage(session, r["run_id"])
         if run_id and not runs:
             raise RunNotFoundError(f"no run with run_id {run_id!r} in {str(database)!r}")
@@ -161,7 +197,16 @@ _register_commands()
 
 
 def main() -> None:
+    from consentgate.termination import Terminated, sigterm_raises
+
     try:
-        app()
-    except ConsentGateError as exc:  # raised outside a command's own handler
-        fail(exc)
+        with sigterm_raises():  # SIGTERM (a scheduler's timeout or stop) fails like Ctrl-C, and is recorded
+            app()
+    except Terminated as exc:
+        typer.echo(f"consentgate: error: {exc}", err=True)
+        raise SystemExit(143) from None
+    except Exception as exc:  # noqa: BLE001 - raised outside a command's own handler: one line, no traceback
+        try:
+            fail(exc)
+        except typer.Exit as done:
+            raise SystemExit(done.exit_code) from None

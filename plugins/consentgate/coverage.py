@@ -13,7 +13,7 @@ has no compiled code) its raw code has a ``consented(...)`` call with that purpo
 literal (keyword ``purpose=`` or the third positional argument).
 
 The same rule runs inside dbt as ``dbt run-operation check_coverage`` (dbt_project/macros/coverage/).
-This module needs only the standard library; it never imports dbt.
+This module needs only the standard library and the rule's case folding; it never imports dbt.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from consentgate.semantics import fold_case
 
 __all__ = ["Violation", "ad_targeting_models", "coverage_command", "find_violations", "gate_purposes"]
 
@@ -105,11 +107,11 @@ def purpose_of(node: Mapping[str, Any]) -> str | None:
     for meta in _metas(node):
         marks = meta.get("consentgate")
         if isinstance(marks, Mapping) and isinstance(marks.get("purpose"), str) and marks["purpose"].strip(" "):
-            return marks["purpose"].strip(" ").lower()
+            return fold_case(marks["purpose"].strip(" "))
     for meta in _metas(node):
         value = meta.get("consentgate_purpose")
         if isinstance(value, str) and value.strip(" "):
-            return value.strip(" ").lower()
+            return fold_case(value.strip(" "))
     return None
 
 
@@ -152,13 +154,13 @@ def _raw_purposes(raw_code: str) -> list[str]:
         args = match.group(1)
         keyword = _KEYWORD_RE.search(args)
         if keyword:
-            found.append((keyword.group(1) or keyword.group(2) or "").strip(" ").lower())
+            found.append(fold_case((keyword.group(1) or keyword.group(2) or "").strip(" ")))
             continue
         positional = _ARG_RE.findall(args)
         if len(positional) >= 3:
             literal = _LITERAL_RE.match(positional[2])
             if literal:
-                found.append((literal.group(1) or literal.group(2) or "").strip(" ").lower())
+                found.append(fold_case((literal.group(1) or literal.group(2) or "").strip(" ")))
     return [purpose for purpose in found if purpose]
 
 
@@ -174,7 +176,7 @@ def gate_purposes(node: Mapping[str, Any], macros: Mapping[str, Any] | None = No
         except json.JSONDecodeError:
             continue
         if isinstance(call, Mapping) and isinstance(call.get("purpose"), str) and call["purpose"].strip(" "):
-            purposes.add(call["purpose"].strip(" ").lower())
+            purposes.add(fold_case(call["purpose"].strip(" ")))
     purposes.update(_raw_purposes(node.get("raw_code") or ""))
     return purposes
 

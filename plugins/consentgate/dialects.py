@@ -10,6 +10,19 @@ EPOCH_OFFSET_US = 62_135_596_800_000_000
 
 TIMESTAMP_TYPES = ("timestamp", "date")
 
+# The earliest instant the rule can order (docs/semantics.md, "Timestamps"): an event that counts must
+# not be older (a BC date or -infinity is rejected). Later instants cannot count: T is at most year 9999.
+MIN_EVENT_TS = "0001-01-01 00:00:00"
+
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# Key types compared by value, exactly (every value has one text form and equality is binary).
+_EXACT_KEY_TYPES = frozenset(
+    {"tinyint", "smallint", "integer", "int", "bigint", "hugeint", "utinyint", "usmallint", "uinteger"}
+    | {"ubigint", "uhugeint", "int2", "int4", "int8", "uuid"}
+)
+# Number types whose text form is not unique (42 = 42.0 = 4.2e1): never a subject key.
+_INEXACT_KEY_TYPES = ("decimal", "numeric", "double", "float", "real")
+
 
 @dataclass(frozen=True)
 class Dialect:
@@ -19,6 +32,32 @@ class Dialect:
     text_type: str
     param: str
     default_schema_sql: str
+
+    def temp_table(self, name: str) -> str:
+        """`name` qualified with the session's own temporary schema, so that creating, reading or
+        dropping a scratch table can never resolve to a user's table of the same name."""
+        return f"temp.main.{name}" if self.name == "duckdb" else f"pg_temp.{name}"
+
+    def binary_text(self, expr: str) -> str:
+        """`expr` as text compared byte by byte, whatever the collation or type of its column
+        (DuckDB NOCASE/ICU collations, PostgreSQL citext or a nondeterministic ICU collation)."""
+        return f'(CAST({expr} AS {self.text_type}) COLLATE "C")'
+
+    def ascii_lower(self, text_expr: str, *, once: bool = False) -> str:
+        """`text_expr` with A-Z lowered to a-z and every other character unchanged (docs/semantics.md,
+        rule 6): the same on every engine, locale and collation, unlike a bare lower().
+
+        PostgreSQL's lower() under the "C" collation lowers A-Z only. DuckDB's lower() is Unicode
+        whatever the collation, so it is used only on pure-ASCII text (as many bytes as characters);
+        translate() is exact everywhere but several times slower, so it is kept for the rest. The
+        expression is repeated unless `once` (for a placeholder)."""
+        t = text_expr
+        if self.name == "postgres":
+            return f'lower(({t}) COLLATE "C")'
+        exact = f"translate({t}, '{_UPPER}', '{_UPPER.lower()}')"
+        if self.name == "duckdb" and not once:
+            return f"CASE WHEN strlen({t}) = length({t}) THEN lower({t}) ELSE {exact} END"
+        return exact
 
     def epoch_us(self, expr: str) -> str:
         if self.name == "duckdb":
@@ -63,10 +102,38 @@ class Dialect:
         return expr
 
     def replace_table(self, target: str, select_sql: str) -> list[str]:
-        """Statements that replace `target` by the result of `select_sql` inside the caller's transaction."""
+        """Statements that replace `target` by the result of `select_sql` inside the caller's transaction.
+
+        What a concurrent reader sees (docs/runs.md): DuckDB's catalog is versioned, so CREATE OR
+        REPLACE gives old-or-new. On PostgreSQL DROP + CREATE is not MVCC-safe (a REPEATABLE READ or
+        SERIALIZABLE reader whose snapshot predates the commit sees the new table empty), so when the
+        target is a table with exactly the columns (names, types, order) of the new rows, its rows are
+        replaced in place (DELETE + INSERT: old-or-new at every isolation level); only a missing target,
+        or one whose columns changed, is dropped and created.
+        """
         if self.name == "duckdb":
             return [f"CREATE OR REPLACE TABLE {target} AS {select_sql}"]
-        return [f"DROP TABLE IF EXISTS {target}", f"CREATE TABLE {target} AS {select_sql}"]
+        swap = self.temp_table("_consentgate_swap")
+        regclass = "'" + target.replace("'", "''") + "'"
+
+        def columns(rel: str) -> str:
+            return (
+                "(SELECT array_agg(attname::text || ' ' || format_type(atttypid, atttypmod) ORDER BY attnum) "
+                f"FROM pg_attribute WHERE attrelid = to_regclass({rel}) AND attnum > 0 AND NOT attisdropped)"
+            )
+
+        same = (
+            f"coalesce((SELECT relkind IN ('r', 'p') FROM pg_class WHERE oid = to_regclass({regclass})), false) "
+            f"AND {columns(regclass)} IS NOT DISTINCT FROM {columns(repr(swap))}"
+        )
+        return [
+            f"DROP TABLE IF EXISTS {swap}",
+            f"CREATE TEMP TABLE {swap.split('.')[-1]} AS {select_sql}",
+            f"DO $consentgate$ BEGIN IF {same} THEN DELETE FROM {target}; INSERT INTO {target} SELECT * FROM {swap}; "
+            f"ELSE DROP TABLE IF EXISTS {target}; CREATE TABLE {target} AS SELECT * FROM {swap}; END IF; END "
+            "$consentgate$",
+            f"DROP TABLE {swap}",
+        ]
 
     def placeholders(self, n: int) -> str:
         return ", ".join([self.param] * n)
@@ -91,7 +158,19 @@ def is_timestamp_type(data_type: str) -> bool:
 
 
 def is_text_type(data_type: str) -> bool:
+    """Text, as information_schema names it. PostgreSQL reports citext (and enums) as USER-DEFINED:
+    text too, read through binary_text like every text column."""
     t = data_type.lower()
-    return t in ("varchar", "text", "string", "character varying", "character", "char", "bpchar") or t.startswith(
-        ("varchar", "character")
-    )
+    return t in (
+        "varchar", "text", "string", "character varying", "character", "char", "bpchar", "user-defined"
+    ) or t.startswith(("varchar", "character"))
+
+
+def is_exact_key_type(data_type: str) -> bool:
+    """An integer or uuid column: compared by value, which is as exact as comparing its text."""
+    return data_type.lower() in _EXACT_KEY_TYPES
+
+
+def is_inexact_number_type(data_type: str) -> bool:
+    """A decimal or floating-point type: its values have no unique text form, so no key may use it."""
+    return data_type.lower().startswith(_INEXACT_KEY_TYPES)

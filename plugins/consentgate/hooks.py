@@ -16,8 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from consentgate.db import Session, session_for
-from consentgate.errors import DatabaseLockedError, UnsupportedConnectionError
+from consentgate.db import DUCKDB_CONFIG, Session, check_duckdb_file, open_failure, session_for
+from consentgate.errors import (
+    DatabaseLockedError,
+    UnsupportedConnectionError,
+    mask_url,
+    raise_unchained,
+    stage,
+)
 from consentgate.names import TableName
 
 log = logging.getLogger("consentgate")
@@ -96,7 +102,13 @@ def _open_duckdb(conn_id: str) -> tuple[Any, Location]:
     import duckdb
     from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
 
-    hook = DuckDBHook(duckdb_conn_id=conn_id)
+    # No extension is installed or loaded behind consentgate's back (see db.DUCKDB_CONFIG).
+    hook = DuckDBHook(
+        duckdb_conn_id=conn_id,
+        autoinstall_extensions=False,
+        autoload_extensions=False,
+        settings=dict(DUCKDB_CONFIG),
+    )
     database = hook.get_database()
     if database == ":memory:" or database.startswith("md:"):
         raise UnsupportedConnectionError(
@@ -106,20 +118,23 @@ def _open_duckdb(conn_id: str) -> tuple[Any, Location]:
     path = Path(database).expanduser().resolve()
     if not path.exists():
         raise UnsupportedConnectionError(
-            f"connection {conn_id!r} points to {str(path)!r}, which does not exist; create the warehouse first"
+            f"connection {conn_id!r} points to {mask_url(str(path))!r}, which does not exist; create the warehouse first"
         )
+    check_duckdb_file(path)
     try:
         con = hook.get_conn()
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            m = _LOCK_PID.search(str(exc))
-            who = f" (PID {m.group(1)})" if m else ""
-            raise DatabaseLockedError(
-                f"database file {str(path)!r} is locked by another process{who}; DuckDB allows one writer "
-                "per file: run consentgate tasks in a one-slot pool (see docs/airflow.md) or retry later"
-            ) from None
-        raise
-    return con, Location("duckdb", path=str(path), database=path.stem)
+    except duckdb.Error as exc:
+        failure = open_failure(path, exc)
+    else:
+        return con, Location("duckdb", path=str(path), database=path.stem)
+    if isinstance(failure, DatabaseLockedError):
+        m = _LOCK_PID.search(str(failure))
+        who = f" (PID {m.group(1)})" if m else ""
+        failure = DatabaseLockedError(
+            f"database file {str(path)!r} is locked by another process{who}; DuckDB allows one writer "
+            "per file: run consentgate tasks in a one-slot pool (see docs/airflow.md) or retry later"
+        )
+    raise_unchained(failure)
 
 
 def _open_dbapi(conn_id: str) -> tuple[Any, Location]:
@@ -134,7 +149,8 @@ def _open_dbapi(conn_id: str) -> tuple[Any, Location]:
             "use a 'duckdb' or 'postgres' connection"
         )
     dialect = dialect_of(conn.conn_type, hook)
-    con = hook.get_conn()
+    with stage("connecting to the database of connection", conn_id):
+        con = hook.get_conn()
     port = int(conn.port) if conn.port else 5432
     database = conn.schema or getattr(hook, "database", None) or "postgres"
     return con, Location(dialect, host=conn.host or "localhost", port=port, database=database)

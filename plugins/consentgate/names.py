@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from consentgate.errors import InvalidIdentifierError
+
+if TYPE_CHECKING:
+    from consentgate.db import Session
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_$]*"
 _TABLE = re.compile(rf"^{_IDENT}(\.{_IDENT})?$")
 _COLUMN = re.compile(rf"^{_IDENT}$")
+
+#: Longest identifier each engine keeps, in UTF-8 bytes. PostgreSQL silently truncates longer ones to
+#: 63 bytes (NAMEDATALEN - 1), so two different long names can be one table: refused instead.
+MAX_IDENTIFIER_BYTES = {"postgres": 63}
 
 
 def quote(ident: str) -> str:
@@ -45,6 +53,40 @@ class TableName:
 
     def __str__(self) -> str:
         return f"{self.schema}.{self.name}" if self.schema else self.name
+
+    def check_length(self, dialect_name: str, what: str = "table") -> TableName:
+        """Refuse a part longer than the engine keeps (it would silently name another table)."""
+        for part in (self.schema, self.name):
+            if part is not None:
+                check_identifier_length(part, dialect_name, f"{what} name {str(self)!r}")
+        return self
+
+
+def check_identifier_length(ident: str, dialect_name: str, what: str) -> str:
+    limit = MAX_IDENTIFIER_BYTES.get(dialect_name)
+    size = len(ident.encode("utf-8"))
+    if limit is not None and size > limit:
+        raise InvalidIdentifierError(
+            f"{what} has an identifier of {size} bytes ({ident[:20]}...); {dialect_name} keeps only "
+            f"{limit} bytes and would silently use a shorter name: use at most {limit}"
+        )
+    return ident
+
+
+def resolved_key(session: Session, table: TableName) -> tuple[str, str]:
+    """Which table `table` names in this session, as the engine resolves it: the (schema, name) of the
+    existing relation (PostgreSQL: through the search_path, via to_regclass), else the schema a
+    CREATE would use (the current schema). Lower case: a false match only refuses, never overwrites."""
+    table.check_length(session.dialect.name)
+    if session.dialect.name == "postgres":
+        rows = session.all(
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.oid = to_regclass(%s)",
+            [table.sql()],
+        )
+        if rows:
+            return (str(rows[0][0]).lower(), str(rows[0][1]).lower())
+    return table.key(session.default_schema)
 
 
 def column(text: object, what: str = "column") -> str:

@@ -43,7 +43,6 @@ FILE_ENV = "CONSENTGATE_OPENLINEAGE_FILE"
 NAMESPACE_ENV = "OPENLINEAGE_NAMESPACE"
 DEFAULT_NAMESPACE = "consentgate"
 JOB_NAME = "consentgate.run"
-PRODUCER = "https://github.com/consentgate/consentgate"
 # uuid5 namespace for run ids that are not UUIDs (fixed forever: changing it breaks parent links).
 _RUN_ID_NAMESPACE = uuid.UUID("6f1c2b8e-3d5a-4c1e-9a47-5b0e8d2f7c31")
 
@@ -113,7 +112,10 @@ class _Emitter:
         from openlineage.client import event_v2
         from openlineage.client.facet_v2 import job_type_job
 
+        from consentgate.facets import PRODUCER
+
         self.ev = event_v2
+        self.producer = PRODUCER  # the same URI as on the consentgate facets
         self.client = client
         self.namespace = namespace
         self.location = location
@@ -174,7 +176,7 @@ class _Emitter:
             job=self.ev.Job(namespace=self.namespace, name=job, facets={"jobType": self.job_type}),
             inputs=inputs,
             outputs=outputs,
-            producer=PRODUCER,
+            producer=self.producer,
         )
         self.client.emit(event)
         self.sent += 1

@@ -3,8 +3,8 @@
 Thin over `consentgate.engine` and `consentgate.lineage`. Constructors only store their arguments (they
 run at every DAG parse); connections, hooks and heavy imports happen in `execute`.
 
-Failures: enforcement fails closed. Every error is reduced to one line with quoted values redacted
-(`errors.one_line`) and re-raised as `AirflowFailException` (no retry) unless `errors.retryable` says it
+Failures: enforcement fails closed. Every error is reduced to one line that never carries a database's
+message (`errors.one_line`, docs/errors.md) and re-raised as `AirflowFailException` (no retry) unless `errors.retryable` says it
 may go away by itself (a locked DuckDB file, a lost connection), in which case the task's retries apply.
 """
 
@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
 
-from consentgate.errors import DatabaseLockedError, DbtBuildError, one_line, retryable
+from consentgate.errors import (
+    DatabaseLockedError,
+    DbtBuildError,
+    mask_url,
+    one_line,
+    raise_unchained,
+    retryable,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -81,15 +88,17 @@ def warehouse_pool(environ: Mapping[str, str] | None = None) -> str:
 
 
 def fail_task(exc: BaseException) -> NoReturn:
-    """Re-raise any failure as Airflow should see it: one redacted line, retried only if retryable."""
+    """Re-raise any failure as Airflow should see it: one safe line (errors.one_line), retried only if
+    retryable, with no chained exception whose message a traceback could show."""
     from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
     if isinstance(exc, AirflowFailException | AirflowSkipException):
         raise exc
     message = one_line(exc)
     if retryable(exc):
-        raise AirflowException(f"{message} (may be transient: the task will retry)") from None
-    raise AirflowFailException(message) from None
+        raise_unchained(AirflowException(f"{message} (may be transient: the task will retry)"))
+    # Unchained: Airflow logs the traceback (and OpenLineage sends it); neither may show `exc`'s message.
+    raise_unchained(AirflowFailException(message))
 
 
 def resolve_as_of(value: Any, context: Mapping[str, Any]) -> datetime:
@@ -349,8 +358,33 @@ class ConsentAuditOperator(BaseOperator):
 
 # -- dbt -------------------------------------------------------------------------------------------
 
-_QUOTED = re.compile(r"'(?:[^']|'')*'")
 _LOCKED = re.compile(r"could not set lock on file", re.I)
+#: dbt events (DBT_LOG_FORMAT=json) whose text is dbt's own: progress, results, counts, paths. Any other
+#: event (RunResultError, MainEncounteredError, ...) can carry a database's message, which can quote row
+#: values: the task log shows its name and level only (docs/errors.md).
+SAFE_DBT_EVENTS = frozenset(
+    {
+        "MainReportVersion", "AdapterRegistered", "FoundStats", "ConcurrencyLine", "Formatting",
+        "UnableToPartialParse", "LogStartLine", "LogModelResult", "LogTestResult", "LogSeedResult",
+        "LogSnapshotResult", "LogHookStartLine", "LogHookEndLine", "HooksRunning", "FinishedRunningStats",
+        "EndOfRunSummary", "StatsLine", "RunResultFailure", "RunResultWarning", "SQLCompiledPath",
+        "CheckNodeTestFailure", "SkippingDetails", "LogNodeNoOpResult", "CommandCompleted",
+        "DepsStartPackageInstall", "DepsInstallInfo", "DepsUpToDate", "DepsNoPackagesFound",
+        "DepsLockUpdating", "DepsAddPackage", "JinjaLogInfo",
+    }
+)
+
+
+def dbt_log_line(line: str) -> tuple[str, str]:
+    """(text for the task log, dbt's raw message) of one line of dbt's JSON log output."""
+    try:
+        info = json.loads(line)["info"]
+        name, level, msg = str(info["name"]), str(info.get("level", "info")), str(info.get("msg", ""))
+    except (ValueError, KeyError, TypeError):
+        return "dbt: an unstructured output line (withheld: it can quote row values)", line
+    if name in SAFE_DBT_EVENTS:
+        return msg.rstrip(), msg
+    return f"dbt {name} ({level}): message withheld, it can quote row values (dbt's own log file has it)", msg
 
 
 def dbt_executable() -> str:
@@ -368,7 +402,8 @@ class DbtBuildOperator(BaseOperator):
     """Run `dbt build` (or another dbt command) in a subprocess with the run's consent cut-off and run id.
 
     dbt receives `--vars` with `consentgate_as_of` (ISO 8601 UTC) and `consentgate_run_id`, so the dbt
-    package's lineage rows join the Airflow run. Output streams to the task log (quoted literals redacted).
+    package's lineage rows join the Airflow run. dbt's progress and results stream to the task log; events
+that can carry a database's message (model errors) show as their name only (`SAFE_DBT_EVENTS`).
 
     :param project_dir: the dbt project, templated
     :param profiles_dir: directory holding profiles.yml (default: the project dir), templated
@@ -488,6 +523,7 @@ class DbtBuildOperator(BaseOperator):
                 **os.environ,
                 **dbt_env(self.conn_id),
                 **{k: str(v) for k, v in (self.env or {}).items()},
+                "DBT_LOG_FORMAT": "json",  # structured events: only dbt's own texts reach the task log
             }
             project = Path(self.project_dir)
             if not (project / "dbt_project.yml").exists():
@@ -508,7 +544,7 @@ class DbtBuildOperator(BaseOperator):
 
     def _run(self, cmd: list[str], env: Mapping[str, str]) -> None:
         shown = [("<vars>" if i and cmd[i - 1] == "--vars" else w) for i, w in enumerate(cmd)]
-        self.log.info("running: %s", " ".join(shown))
+        self.log.info("running: %s", mask_url(" ".join(shown)))
         tail: deque[str] = deque(maxlen=200)
         self._proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
             cmd,
@@ -521,8 +557,10 @@ class DbtBuildOperator(BaseOperator):
         )
         assert self._proc.stdout is not None
         for line in self._proc.stdout:
-            text = _QUOTED.sub("'<redacted>'", line.rstrip())
-            tail.append(text)
+            if not line.strip():
+                continue
+            text, raw = dbt_log_line(line)
+            tail.append(raw)  # kept in memory for the lock check only, never logged
             self.log.info("%s", text)
         code = self._proc.wait()
         self._proc = None

@@ -57,8 +57,11 @@ def print_runs(runs: Iterable[Mapping[str, Any]]) -> None:
         console.print("no runs recorded")
         return
     for run in runs:
+        status = run.get("effective_status") or run["status"]
+        if status != run["status"]:
+            status = f"{status}: recorded {run['status']}, never finished"
         head = escape(
-            f"run {run['run_id']} [{run['status']}] trigger={run['trigger']} as_of={run['as_of']} "
+            f"run {run['run_id']} [{status}] trigger={run['trigger']} as_of={run['as_of']} "
             f"fingerprint={run['consent_fingerprint']}"
         )
         table = _results_table(head)

@@ -19,13 +19,14 @@ datasets:
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from consentgate.errors import InvalidIdentifierError, PolicyError
 from consentgate.names import TableName, column
-from consentgate.semantics import NORMALIZATIONS, ConsentColumns
+from consentgate.semantics import NORMALIZATIONS, ConsentColumns, fold_case
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,8 @@ class Policy:
     path: str | None = None
 
     def purpose(self, name: str) -> Purpose:
-        wanted = name.strip(" ").lower()
-        return next(p for p in self.purposes if p.name.strip(" ").lower() == wanted)
+        wanted = fold_case(name.strip(" "))
+        return next(p for p in self.purposes if fold_case(p.name.strip(" ")) == wanted)
 
     def dataset(self, name: str) -> Dataset:
         for d in self.datasets:
@@ -88,22 +89,125 @@ class Policy:
         raise PolicyError(f"policy has no dataset {name!r} (datasets: {', '.join(d.name for d in self.datasets)})")
 
 
-def load(path: str | Path) -> Policy:
-    """Read and validate a policy file. Every error names the file and the field."""
-    import yaml
+#: Bounds of the policy loader: a policy is configuration, kilobytes with a handful of anchors. Far
+#: above any real policy (20,000 datasets take about 4 MB), far below what exhausts memory or time.
+MAX_POLICY_BYTES = 16 * 1024 * 1024
+MAX_ALIASES = 1000
+MAX_DEPTH = 32
+MAX_NODES = 2_000_000  # YAML nodes once every alias is expanded (the "billion laughs" bound)
 
-    p = Path(path)
+
+class _LimitExceeded(Exception):
+    """A policy file crossed one of the loader's bounds."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem)
+        self.line = mark.line + 1 if mark is not None else None
+
+
+class _Bounds:
+    """Counts, from the parser's events, aliases, nesting and the values each node expands to."""
+
+    def __init__(self) -> None:
+        self.aliases = 0
+        self.anchors: dict[str, int] = {}
+        self.stack: list[list[Any]] = []  # [expanded weight so far, anchor] per open collection
+
+    def alias(self, event: Any) -> int:
+        self.aliases += 1
+        if self.aliases > MAX_ALIASES:
+            raise _LimitExceeded(f"uses more than {MAX_ALIASES} aliases (*name)", event.start_mark)
+        if event.anchor not in self.anchors:
+            raise _LimitExceeded(f"refers to anchor {event.anchor!r} before it is complete", event.start_mark)
+        return self.anchors[event.anchor]
+
+    def start(self, event: Any) -> None:
+        if len(self.stack) >= MAX_DEPTH:
+            raise _LimitExceeded(f"nests deeper than {MAX_DEPTH} levels", event.start_mark)
+        self.stack.append([1, event.anchor])
+
+    def end(self) -> int:
+        weight, anchor = self.stack.pop()
+        if anchor:
+            self.anchors[anchor] = weight
+        return int(weight)
+
+    def add(self, weight: int, event: Any) -> None:
+        if self.stack:
+            self.stack[-1][0] += weight
+            if self.stack[-1][0] > MAX_NODES:
+                raise _LimitExceeded(
+                    f"expands to more than {MAX_NODES:,} values once its aliases are resolved", event.start_mark
+                )
+
+
+def _check_bounds(yaml: Any, text: str, loader: Any) -> None:
+    """Walk the YAML events (libyaml's parser when available) before any value is built."""
+    bounds = _Bounds()
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            bounds.start(event)
+        elif isinstance(event, yaml.AliasEvent):
+            bounds.add(bounds.alias(event), event)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            bounds.add(bounds.end(), event)
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor:
+                bounds.anchors[event.anchor] = 1
+            bounds.add(1, event)
+
+
+def _read_text(p: Path) -> str:
     try:
-        text = p.read_text()
+        size = p.stat().st_size
+        if size > MAX_POLICY_BYTES:
+            raise PolicyError(
+                f"policy file {str(p)!r} is {size:,} bytes, more than the {MAX_POLICY_BYTES:,} a policy may have"
+            )
+        raw = p.read_bytes()
     except OSError as exc:
         raise PolicyError(f"policy file {str(p)!r} cannot be read: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise PolicyError(
+            f"policy file {str(p)!r} is not UTF-8 text (byte {exc.start} on line {line}); save it as UTF-8"
+        ) from None
+
+
+def load(path: str | Path) -> Policy:
+    """Read and validate a policy file. Every error names the file and the field.
+
+    Bounded: at most MAX_POLICY_BYTES, MAX_ALIASES aliases, MAX_DEPTH levels and MAX_NODES values
+    with aliases expanded, checked on the parser's events before any value is built, so a hostile
+    file fails fast instead of exhausting memory.
+    """
+    import yaml
+
+    p = Path(path)
+    text = _read_text(p)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        _check_bounds(yaml, text, loader)
+        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader (libyaml's when available)
+    except _LimitExceeded as exc:
+        where = f" at line {exc.line}" if exc.line else ""
+        raise PolicyError(f"policy file {str(p)!r} {exc}{where}; a policy cannot be this large") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise PolicyError(f"policy file {str(p)!r} is not valid YAML{where}") from None
     return parse(data, source=str(p))
+
+
+def _shown(value: Any) -> str:
+    """A value received, for an error message: short text quoted, anything else by its type only."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    return f"a {type(value).__name__}"
 
 
 class _Reader:
@@ -129,15 +233,17 @@ class _Reader:
     def purpose(self, value: Any, field: str) -> str:
         """A purpose name: trimmed of spaces only, as the rule trims purposes (docs/semantics.md, rule 3)."""
         if not isinstance(value, str) or not value.strip(" "):
-            raise self.fail(field, f"expected non-empty text, got {value!r}")
+            raise self.fail(field, f"expected non-empty text, got {_shown(value)}")
         return value.strip(" ")
 
     def text(self, value: Any, field: str) -> str:
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(field, f"expected non-empty text, got {value!r}")
+            raise self.fail(field, f"expected non-empty text, got {_shown(value)}")
         return value.strip()
 
     def name(self, fn: Any, value: Any, field: str) -> Any:
+        if not isinstance(value, str):
+            raise self.fail(field, f"expected a name, got {_shown(value)}")
         try:
             return fn(value)
         except InvalidIdentifierError as exc:
@@ -149,8 +255,8 @@ class _Reader:
         return value
 
     def unique(self, values: list[str], field: str, what: str) -> None:
-        lowered = [v.lower() for v in values]
-        dupes = sorted({v for v in lowered if lowered.count(v) > 1})
+        counts = Counter(fold_case(v) for v in values)  # linear: a policy may list thousands of datasets
+        dupes = sorted(v for v, n in counts.items() if n > 1)
         if dupes:
             raise self.fail(field, f"{what} {dupes[0]!r}")
 
@@ -189,8 +295,8 @@ class _Reader:
         self.name(TableName.parse, ds.target, f"{f}.target")
         self.name(column, ds.subject_column, f"{f}.subject_column")
         if ds.normalize is not None and ds.normalize not in NORMALIZATIONS:
-            raise self.fail(f"{f}.normalize", f"unknown normalisation {ds.normalize!r} (allowed: lower or null)")
-        if ds.purpose.lower() not in purposes:
+            raise self.fail(f"{f}.normalize", f"unknown normalisation {_shown(ds.normalize)} (allowed: lower or null)")
+        if fold_case(ds.purpose) not in purposes:
             raise self.fail(f"{f}.purpose", f"purpose {ds.purpose!r} is not declared under purposes")
         return ds
 
@@ -204,9 +310,12 @@ def parse(data: Any, source: str = "policy") -> Policy:
     """Validate a policy document (already parsed from YAML)."""
     r = _Reader(source)
     top = r.mapping(data, "policy", {"version", "consent", "purposes", "datasets"}, {"purposes", "datasets"})
+    version = top.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int | str) or len(str(version)) > 60):
+        raise r.fail("version", f"expected a number or a short text, got {_shown(version)}")
     table, columns = r.consent(top.get("consent"))
     purposes = r.purposes(top["purposes"])
-    declared = {p.name.lower() for p in purposes}
+    declared = {fold_case(p.name) for p in purposes}
     datasets = [r.dataset(item, i, declared) for i, item in enumerate(r.items(top["datasets"], "datasets"))]
     r.unique([d.name for d in datasets], "datasets", "two datasets have the same name")
     r.unique([d.target for d in datasets], "datasets", "two datasets have the same target")

@@ -26,11 +26,23 @@ from consentgate.engine import Enforcer, utcnow
 from consentgate.errors import ConsentGateError
 from consentgate.names import TableName, quote
 from consentgate.policy import Policy
-from consentgate.semantics import SEVERITY_REASON, VALID_GRANT, ConsentColumns, purpose_key, text_key
+from consentgate.semantics import (
+    SEVERITY_REASON,
+    VALID_GRANT,
+    ConsentColumns,
+    fold_case,
+    purpose_key,
+    text_key,
+)
 
 log = logging.getLogger("consentgate")
 
 SUBJECT_EVENTS = "_consentgate_subject_events"
+
+
+def _subject_events(session: Session) -> str:
+    """The subject report's scratch table, in the session's temporary schema (never a user table)."""
+    return semantics.scratch(session.dialect, SUBJECT_EVENTS)
 CONSENTED = "consented"
 
 Mode = tuple[str, str | None]  # (purpose key, key normalisation): what one decision is keyed by
@@ -180,7 +192,7 @@ def _decisions_sql(session: Session, source_sql: str, source: ConsentSource, mod
     d = session.dialect
     snapshot = semantics.snapshot_select(d, source_sql, source.columns, source.types, len(modes))
     parts = [
-        f"SELECT {i} AS i, (SELECT dd.severity FROM ({semantics.decided_select(i, normalize)}) AS dd "
+        f"SELECT {i} AS i, (SELECT dd.severity FROM ({semantics.decided_select(d, i, normalize)}) AS dd "
         f"WHERE dd.subject_key = {d.param}) AS severity"
         for i, (_purpose, normalize) in enumerate(modes)
     ]
@@ -198,13 +210,13 @@ def _decide_subject(
         return {}
     params: list[Any] = [as_of, *(purpose for purpose, _normalize in modes)]
     params += [keys[normalize] for _purpose, normalize in modes]
-    rows = session.all(_decisions_sql(session, SUBJECT_EVENTS, source, modes), params)
+    rows = session.all(_decisions_sql(session, _subject_events(session), source, modes), params)
     by_index = {int(i): (None if sev is None else int(sev)) for i, sev in rows}
     return {mode: by_index.get(i) for i, mode in enumerate(modes)}
 
 
 def _purpose_key(name: str | None) -> str | None:
-    return None if name is None else name.strip(" ").lower()
+    return None if name is None else fold_case(name.strip(" "))
 
 
 def _mode(purpose: str | None, normalize: str | None) -> Mode:
@@ -255,9 +267,9 @@ def subject_report(
 
     # The person's events, read once through the subject index; everything below works on this copy,
     # which is dropped before returning (no copy of personal data outlives the call).
-    session.run(f"DROP TABLE IF EXISTS {SUBJECT_EVENTS}")
+    session.run(f"DROP TABLE IF EXISTS {_subject_events(session)}")
     session.run(
-        f"CREATE TEMP TABLE {SUBJECT_EVENTS} AS SELECT * FROM {source.table.sql()} AS c "
+        f"CREATE TEMP TABLE {_subject_events(session)} AS SELECT * FROM {source.table.sql()} AS c "
         f"WHERE {subject_lookup_expr(session, source, 'c')} = {d.param}",
         [keys["lower"]],
     )
@@ -270,7 +282,7 @@ def subject_report(
             **_subject_sections(session, source, keys, policy, now),
         }
     finally:
-        session.run(f"DROP TABLE IF EXISTS {SUBJECT_EVENTS}")
+        session.run(f"DROP TABLE IF EXISTS {_subject_events(session)}")
 
 
 def _subject_sections(
@@ -318,7 +330,7 @@ def _history(
         f"SELECT {e['subject_id']}, {e['purpose']}, {e['status']}, {e['event_ts']}, {e['recorded_at']}, "
         f"{e['expires_at']}, {e['source']}, {e['policy_version']}, "
         f"{text_key(d, e['subject_id'], None)} = {d.param} AS exact, {purpose_key(d, e['purpose'])} AS pk "
-        f"FROM {SUBJECT_EVENTS} AS c "
+        f"FROM {_subject_events(session)} AS c "
         f"ORDER BY pk NULLS LAST, {e['event_ts']} NULLS LAST, {source.known_at(session)} NULLS LAST",
         [keys[None]],
     )
@@ -401,9 +413,9 @@ def _decide_at_cutoffs(
     cutoffs = sorted(needed)
     values = ", ".join(f"(CAST({p} AS TIMESTAMP))" for _ in cutoffs)
     rows = session.all(
-        f"WITH b AS (SELECT DISTINCT x FROM (SELECT {ts} AS x FROM {SUBJECT_EVENTS} AS c "
-        f"UNION ALL SELECT coalesce({rec}, {ts}) FROM {SUBJECT_EVENTS} AS c "
-        f"UNION ALL SELECT {exp} FROM {SUBJECT_EVENTS} AS c) AS u WHERE x IS NOT NULL), "
+        f"WITH b AS (SELECT DISTINCT x FROM (SELECT {ts} AS x FROM {_subject_events(session)} AS c "
+        f"UNION ALL SELECT coalesce({rec}, {ts}) FROM {_subject_events(session)} AS c "
+        f"UNION ALL SELECT {exp} FROM {_subject_events(session)} AS c) AS u WHERE x IS NOT NULL), "
         f"cut AS (SELECT * FROM (VALUES {values}) AS v(t)) "
         "SELECT cut.t, (SELECT count(*) FROM b WHERE b.x <= cut.t) FROM cut",
         cutoffs,

@@ -12,7 +12,7 @@ from typing import Any
 
 from consentgate import lineage
 from consentgate.db import Session
-from consentgate.engine import Enforcer
+from consentgate.engine import Enforcer, utcnow
 from consentgate.errors import ConsentGateError, RunNotFoundError, one_line
 from consentgate.names import TableName
 from consentgate.policy import Policy
@@ -72,7 +72,7 @@ def verify_run(session: Session, run_id: str, *, policy: Policy | None = None) -
     warnings: list[str] = []
     result: dict[str, Any] = {
         "run_id": run_id,
-        "run_status": run["status"],
+        "run_status": lineage.effective_status(run, utcnow()),
         "as_of": iso(run["as_of"]),
         "consent_table": run["consent_table"],
         "fingerprint": None,
@@ -84,6 +84,7 @@ def verify_run(session: Session, run_id: str, *, policy: Policy | None = None) -
         problems.append("the run has no recorded as_of (it failed before reading consent): nothing to replay")
     if not rows:
         warnings.append("the run recorded no dataset (it enforced nothing)")
+    _check_completion(result["run_status"], run, rows, problems, warnings)
     enforcer = None
     if run["as_of"] is not None:
         enforcer = Enforcer(
@@ -119,6 +120,32 @@ def verify_run(session: Session, run_id: str, *, policy: Policy | None = None) -
     result["ok"] = not problems
     result["status"] = "failed" if problems else ("verified_with_warnings" if warnings else "verified")
     return result
+
+
+def _check_completion(
+    status: str, run: dict[str, Any], rows: list[dict[str, Any]], problems: list[str], warnings: list[str]
+) -> None:
+    """Only a run that finished successfully and enforced every dataset it planned can be verified."""
+    if status == "stale":
+        problems.append(
+            "the run is stale: it was recorded as running but never finished (its process is gone or it "
+            f"started more than {lineage.STALE_AFTER} ago: killed?); its targets may be partly replaced"
+        )
+    elif status != "success":
+        problems.append(f"the run's status is {status}, not success: only a successful run can be verified")
+    planned = lineage.RunRecord(run["run_id"], planned_datasets=run.get("planned_datasets")).planned()
+    if planned is None:
+        warnings.append(
+            "the run did not record the datasets it planned (an older version or dbt wrote it): "
+            "whether it enforced all of them is not checked"
+        )
+        return
+    missing = sorted(set(planned) - {str(r["dataset"]) for r in rows})
+    if missing:
+        problems.append(
+            f"{len(missing)} of {len(planned)} planned datasets have no lineage row (never enforced): "
+            + ", ".join(missing)
+        )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ import pytest
 from cg_transparency import POLICY, R3, assert_no_subject_id, build
 from consentgate import openlineage_events as ol
 from consentgate.engine import run_policy
+from consentgate.facets import PRODUCER
 from consentgate.policy import parse
+from facet_schema import validate_consentgate_facets, validate_facet
 
 OL_ENV = (
     "CONSENTGATE_OPENLINEAGE_FILE",
@@ -108,6 +110,9 @@ def test_a_run_emits_parent_and_dataset_events_with_the_enforcement_facet(
         },
     }
     assert facet["_schemaURL"].endswith("ConsentEnforcementRunFacet.json#/$defs/ConsentEnforcementRunFacet")
+    # Both datasets' facets are valid against the shipped schema their _schemaURL resolves to.
+    assert validate_consentgate_facets(events) == 2
+    assert {e["producer"] for e in events} == {PRODUCER}
     parent = web["run"]["facets"]["parent"]
     assert parent["run"]["runId"] == parent_run
     assert (parent["job"]["namespace"], parent["job"]["name"]) == ("consentgate", "consentgate.run")
@@ -170,17 +175,17 @@ def test_a_run_failing_before_any_dataset_emits_start_and_fail(tmp_path: Path) -
     client = OpenLineageClient(
         transport=FileTransport(FileConfig(log_file_path=str(events_file), append=True))
     )
-    sent = ol.emit_failed_run(
-        "r0",
-        RuntimeError("consent table missing"),
-        policy=parse(POLICY),
-        database=tmp_path / "w.duckdb",
-        client=client,
-    )
-    assert sent == 2
-    start, fail = read_events(events_file)
-    assert (start["eventType"], fail["eventType"]) == ("START", "FAIL")
-    assert "consent table missing" in fail["run"]["facets"]["errorMessage"]["message"]
+    from consentgate.errors import ConsentSourceError
+
+    for exc in (ConsentSourceError("consent table 'consent_events' does not exist"), RuntimeError("MARKER-ol@x.test")):
+        sent = ol.emit_failed_run("r0", exc, policy=parse(POLICY), database=tmp_path / "w.duckdb", client=client)
+        assert sent == 2
+    events = read_events(events_file)
+    assert [e["eventType"] for e in events] == ["START", "FAIL", "START", "FAIL"]
+    assert "consent table 'consent_events' does not exist" in events[1]["run"]["facets"]["errorMessage"]["message"]
+    # Anyone else's message can quote row values: only its class reaches the event (docs/errors.md).
+    assert "RuntimeError" in events[3]["run"]["facets"]["errorMessage"]["message"]
+    assert "MARKER" not in events_file.read_text()
 
 
 def test_nothing_is_emitted_unless_configured(
@@ -239,3 +244,133 @@ def test_an_orchestrators_parent_becomes_the_runs_parent(
     )
     child_root = events[1]["run"]["facets"]["parent"]["root"]
     assert child_root["run"]["runId"] == root and child_root["job"]["namespace"] == "airflow"
+
+
+# -- the facet schemas shipped in the package ---------------------------------------------------------
+
+SUMMARIES = {
+    "consentEnforcement": {
+        "purpose": "ad_targeting",
+        "as_of": "2026-03-15T00:00:00",
+        "consent_fingerprint": "281d38cfe6f5426e",
+        "rows_in": 8,
+        "rows_out": 3,
+        "excluded": {"no_consent": 1, "withdrawn": 2},
+        "run_id": "r",
+        "dataset": "web",
+    },
+    "consentAudit": {
+        "purpose": "ad_targeting",
+        "as_of": "2026-03-15T00:00:00",
+        "consent_fingerprint": "281d38cfe6f5426e",
+        "rows_checked": 3,
+        "violations": {"withdrawn": 1},
+        "passed": False,
+    },
+}
+
+
+def facet_json(key: str, **changes: Any) -> dict[str, Any]:
+    from consentgate.facets import audit_facet, enforcement_facet
+    from openlineage.client.serde import Serde
+
+    build_facet = enforcement_facet if key == "consentEnforcement" else audit_facet
+    return {**json.loads(Serde.to_json(build_facet(SUMMARIES[key]))), **changes}
+
+
+@pytest.mark.parametrize("key", ["consentEnforcement", "consentAudit"])
+def test_each_facet_schema_is_a_json_schema_describing_the_facet_class(key: str) -> None:
+    import attr
+    import jsonschema
+    from consentgate.facets import RUN_FACETS, schema_dir
+
+    cls = RUN_FACETS[key]
+    document = json.loads((schema_dir() / f"{cls.__name__}.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(document)
+    assert document["properties"] == {key: {"$ref": f"#/$defs/{cls.__name__}"}}
+    base, own = document["$defs"][cls.__name__]["allOf"]
+    assert base == {"$ref": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunFacet"}
+    fields = [f for f in attr.fields(cls) if not f.name.startswith("_")]
+    assert sorted(own["properties"]) == sorted(f.name for f in fields)
+    # Required: every field that is never None (the client leaves None fields out of the JSON).
+    optional = {f.name for f in fields if "None" in str(f.type)}
+    assert sorted(own["required"]) == sorted({f.name for f in fields} - optional)
+    assert all("null" in own["properties"][name]["type"] for name in optional)
+
+
+@pytest.mark.parametrize("key", ["consentEnforcement", "consentAudit"])
+def test_schema_url_resolves_to_the_schema_file_in_the_installed_package(
+    key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib.resources import files
+    from urllib.request import urlopen
+
+    monkeypatch.delenv("CONSENTGATE_FACET_SCHEMA_BASE", raising=False)
+    facet = facet_json(key)
+    document_url, pointer = facet["_schemaURL"].split("#")
+    name = pointer.removeprefix("/$defs/")
+    with urlopen(document_url) as response:  # what a consumer on this machine reads
+        served = response.read()
+    assert served == files("consentgate").joinpath("facet_schemas", f"{name}.json").read_bytes()
+    assert name in json.loads(served)["$defs"]
+    validate_facet(key, facet)
+
+
+@pytest.mark.parametrize(
+    ("key", "change"),
+    [
+        ("consentEnforcement", {"rows_in": "8"}),
+        ("consentEnforcement", {"excluded": {"withdrawn": -1}}),
+        ("consentAudit", {"passed": "no"}),
+        ("consentAudit", {"_producer": None}),
+    ],
+)
+def test_a_facet_that_breaks_its_schema_fails_validation(key: str, change: dict[str, Any]) -> None:
+    import jsonschema
+
+    facet = facet_json(key, **change)
+    with pytest.raises((jsonschema.ValidationError, AssertionError)):
+        validate_facet(key, facet)
+
+
+def test_a_facet_missing_a_required_field_fails_validation() -> None:
+    import jsonschema
+
+    facet = facet_json("consentAudit")
+    del facet["violations"]
+    with pytest.raises(jsonschema.ValidationError, match="'violations' is a required property"):
+        validate_facet("consentAudit", facet)
+
+
+def test_facets_carry_consentgates_producer_whatever_the_clients_default(monkeypatch) -> None:
+    from openlineage.client.generated import base
+
+    # The Airflow provider calls set_producer() with its own URI when it loads.
+    monkeypatch.setattr(base, "PRODUCER", "https://github.com/apache/airflow/tree/providers-openlineage/2.20.3")
+    assert facet_json("consentEnforcement")["_producer"] == PRODUCER == f"urn:consentgate:{ol_version()}"
+    assert facet_json("consentAudit")["_producer"] == PRODUCER
+
+
+def ol_version() -> str:
+    import consentgate
+
+    return consentgate.__version__
+
+
+def test_schema_base_can_point_at_where_the_schemas_are_published(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONSENTGATE_FACET_SCHEMA_BASE", "https://schemas.example/consentgate/0.1.0/facet_schemas/")
+    assert facet_json("consentAudit")["_schemaURL"] == (
+        "https://schemas.example/consentgate/0.1.0/facet_schemas/ConsentAuditRunFacet.json"
+        "#/$defs/ConsentAuditRunFacet"
+    )
+
+
+def test_a_schema_base_that_is_not_a_url_is_logged_and_the_installed_schemas_are_used(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("CONSENTGATE_FACET_SCHEMA_BASE", "docs/facet_schemas")
+    with caplog.at_level("WARNING", logger="consentgate"):
+        facet = facet_json("consentAudit")
+    assert facet["_schemaURL"].startswith("file://")
+    validate_facet("consentAudit", facet)
+    assert "CONSENTGATE_FACET_SCHEMA_BASE='docs/facet_schemas' is not an absolute URL" in caplog.text

@@ -2,7 +2,7 @@
   Validate the arguments shared by consented(), consent_counts(), the only_consented test and
   purge_withdrawn(), and resolve the package defaults. Returns a dict:
     macro, relation, subject_column (as written), subject_sql (SQL identifier), purpose (trimmed,
-    lower-cased), normalize (none | 'lower'), as_of ('YYYY-MM-DD HH:MM:SS.ffffff', naive UTC),
+    A-Z lowered), normalize (none | 'lower'), as_of ('YYYY-MM-DD HH:MM:SS.ffffff', naive UTC),
     consent_relation (Relation), columns (role -> SQL expression, see _consent_columns).
   relation_kind: 'relation' requires a Relation (ref()/source() results); 'any' also accepts the
   subquery string dbt passes to generic tests that have a `where` config.
@@ -30,7 +30,7 @@
       'relation': relation,
       'subject_column': subject_column | trim,
       'subject_sql': subject_sql,
-      'purpose': purpose | trim(' ') | lower,
+      'purpose': consentgate._ascii_lower_text(purpose | trim(' ')),
       'normalize': normalize,
       'as_of': resolved_as_of,
       'consent_relation': consent,

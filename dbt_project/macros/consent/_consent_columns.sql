@@ -12,6 +12,8 @@
   {%- set optional = ['recorded_at', 'expires_at'] -%}
   {%- set timestamps = ['event_ts', 'recorded_at', 'expires_at'] -%}
   {%- set types = {} -%}
+  {%- set exact = {} -%}
+  {%- set spellings = {} -%}
   {%- if execute -%}
     {%- set found = adapter.get_columns_in_relation(consent_relation) -%}
     {%- if found | length == 0 -%}
@@ -21,6 +23,8 @@
     {%- endif -%}
     {%- for column in found -%}
       {%- do types.update({column.name | lower: column.data_type | lower}) -%}
+      {%- do exact.update({column.name: column.data_type | lower}) -%}
+      {%- do spellings.update({column.name | lower: spellings.get(column.name | lower, []) + [column.name]}) -%}
     {%- endfor -%}
   {%- endif -%}
   {%- set exprs = {} -%}
@@ -37,7 +41,19 @@
             ~ "' (role " ~ role ~ "; columns: " ~ (types.keys() | sort | join(', '))
             ~ "); map it in var consentgate_consent_columns") }}
       {%- endif -%}
-      {%- set dtype = types.get(key, 'timestamp') -%}
+      {%- set unquoted = name | trim | replace('"', '') -%}
+      {%- if execute and unquoted not in exact and spellings.get(key, []) | length > 1 -%}
+        {{ exceptions.raise_compiler_error(
+            macro_name ~ ": consent relation " ~ consent_relation ~ ": column name '" ~ name ~ "' matches '"
+            ~ (spellings[key] | join("' and '")) ~ "' case-insensitively and neither exactly; name the column exactly") }}
+      {%- endif -%}
+      {%- set dtype = exact.get(unquoted, types.get(key, 'timestamp')) -%}
+      {%- if role == 'subject_id' and modules.re.match('^(decimal|numeric|double|float|real)', dtype) -%}
+        {{ exceptions.raise_compiler_error(
+            macro_name ~ ": consent column '" ~ name ~ "' (subject_id) of " ~ consent_relation ~ " has type "
+            ~ dtype ~ ": a decimal or floating-point number has no unique text form (42 = 42.0 = 4.2e1), so it "
+            ~ "cannot identify a subject; store subject ids as text or an integer type") }}
+      {%- endif -%}
       {%- if role in timestamps -%}
         {%- if 'with time zone' in dtype or dtype in ['timestamptz', 'timestamp_tz'] -%}
           {%- set sql = '(' ~ sql ~ " at time zone 'UTC')" -%}

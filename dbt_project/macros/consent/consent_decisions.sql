@@ -14,7 +14,13 @@
 {% macro default__consent_decisions(spec, changed_since=none) %}
   {%- set as_of = consentgate.timestamp_literal(spec.as_of) -%}
   {%- set known = 'cg_events.cg_event_ts <= ' ~ as_of ~ ' and cg_events.cg_known_at <= ' ~ as_of -%}
-  {%- set code = consentgate.epoch_us('cg_events.cg_event_ts') ~ ' * 8 + (4 - cg_events.cg_severity)' -%}
+  {#- An event before year 1 that counts fails the query (docs/semantics.md, "Timestamps"), as in the engine. -#}
+  {%- set too_old = consentgate._raise_sql(
+      "consentgate: consent column event_ts holds an event that counts but is dated before 0001-01-01 "
+      ~ "(a BC date or -infinity), which the rule cannot order; correct or remove that event",
+      'cg_events.cg_event_ts') -%}
+  {%- set code = "case when cg_events.cg_event_ts < cast('0001-01-01 00:00:00' as timestamp) then " ~ too_old
+      ~ " else " ~ consentgate.epoch_us('cg_events.cg_event_ts') ~ " * 8 + (4 - cg_events.cg_severity) end" -%}
   {%- set sql -%}
 select
     cg_events.cg_key,

@@ -22,7 +22,7 @@ select
     {{ c.event_ts }} as cg_event_ts,
     coalesce({{ c.recorded_at }}, {{ c.event_ts }}) as cg_known_at,
     {{ c.expires_at }} as cg_expires_at,
-    case lower({{ consentgate.trim_spaces('cast(' ~ c.status ~ ' as ' ~ dbt.type_string() ~ ')') }})
+    case {{ consentgate._ascii_lower(consentgate.trim_spaces(consentgate._binary_text(c.status))) }}
         when 'withdrawn' then 0
         when 'denied' then 1
         when 'granted' then
@@ -32,7 +32,7 @@ select
 from {{ spec.consent_relation }}
 where {{ c.event_ts }} is not null
   and {{ c.purpose }} is not null
-  and lower({{ consentgate.trim_spaces('cast(' ~ c.purpose ~ ' as ' ~ dbt.type_string() ~ ')') }}) = {{ consentgate._sql_string(spec.purpose) }}
+  and {{ consentgate._ascii_lower(consentgate.trim_spaces(consentgate._binary_text(c.purpose))) }} = {{ consentgate._sql_string(spec.purpose) }}
   and {{ key }} is not null
   {%- endset -%}
   {{ return(sql) }}

@@ -9,7 +9,7 @@
   {%- set purposes = [] -%}
   {%- for call in consentgate.consented_calls(node.get('compiled_code')) -%}
     {%- if call.get('purpose') -%}
-      {%- do purposes.append(call.get('purpose') | trim(' ') | lower) -%}
+      {%- do purposes.append(consentgate._ascii_lower_text(call.get('purpose') | trim(' '))) -%}
     {%- endif -%}
   {%- endfor -%}
   {%- set macros = (node.get('depends_on') or {}).get('macros') or [] -%}
@@ -22,13 +22,13 @@
     {%- for args in modules.re.findall(call_re, node.get('raw_code')) -%}
       {%- set keyword = modules.re.search(keyword_re, args) -%}
       {%- if keyword -%}
-        {%- do purposes.append((keyword.group(1) or keyword.group(2) or '') | trim(' ') | lower) -%}
+        {%- do purposes.append(consentgate._ascii_lower_text((keyword.group(1) or keyword.group(2) or '') | trim(' '))) -%}
       {%- else -%}
         {%- set positional = modules.re.findall(arg_re, args) -%}
         {%- if positional | length >= 3 -%}
           {%- set third = modules.re.match(literal_re, positional[2]) -%}
           {%- if third -%}
-            {%- do purposes.append((third.group(1) or third.group(2) or '') | trim(' ') | lower) -%}
+            {%- do purposes.append(consentgate._ascii_lower_text((third.group(1) or third.group(2) or '') | trim(' '))) -%}
           {%- endif -%}
         {%- endif -%}
       {%- endif -%}

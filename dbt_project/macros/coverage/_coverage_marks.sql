@@ -28,13 +28,13 @@
         {%- do marks.update({'personal_data': true}) -%}
       {%- endif -%}
       {%- if cg.get('purpose') is string and cg.get('purpose') | trim(' ') and marks.purpose is none -%}
-        {%- do marks.update({'purpose': cg.get('purpose') | trim(' ') | lower}) -%}
+        {%- do marks.update({'purpose': consentgate._ascii_lower_text(cg.get('purpose') | trim(' '))}) -%}
       {%- endif -%}
     {%- endif -%}
   {%- endfor -%}
   {%- for meta in metas -%}
     {%- if marks.purpose is none and meta.get('consentgate_purpose') is string and meta.get('consentgate_purpose') | trim(' ') -%}
-      {%- do marks.update({'purpose': meta.get('consentgate_purpose') | trim(' ') | lower}) -%}
+      {%- do marks.update({'purpose': consentgate._ascii_lower_text(meta.get('consentgate_purpose') | trim(' '))}) -%}
     {%- endif -%}
   {%- endfor -%}
   {{ return(marks) }}

@@ -1,0 +1,123 @@
+"""A real `consentgate run` killed between its two datasets (issue #9, "evidence that does not tell the
+truth"): SIGTERM (what Airflow sends on a timeout) is recorded as a failure like Ctrl-C; SIGKILL cannot
+be caught, so the run stays `running` and readers show it `stale`; `verify` passes neither.
+
+The second dataset's source is a view whose every read runs a very long computation, so the test
+knows the process is inside dataset 2 once dataset 1's log line ("first: N rows in") is on stderr."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+from cases_loader import create_tables
+from reference import Event
+
+CG = str(Path(sys.executable).with_name("consentgate"))
+EVENTS = [Event("1", "ads", "granted", datetime(2026, 1, 1)), Event("2", "ads", "denied", datetime(2026, 1, 1))]
+ROWS = [(1, "1"), (2, "2"), (3, "1")]
+POLICY = """
+purposes:
+  - name: ads
+    description: Ads.
+datasets:
+  - {name: first, source: dataset, target: out_first, subject_column: subject, purpose: ads}
+  - {name: second, source: slow, target: out_second, subject_column: subject, purpose: ads}
+"""
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> tuple[Path, Path]:
+    db = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(db))
+    create_tables(con, "duckdb", EVENTS, ROWS)
+    con.execute("CREATE TABLE out_second AS SELECT 42 AS yesterday")  # must survive the kill
+    con.execute(
+        "CREATE VIEW slow AS SELECT d.* FROM dataset AS d "
+        "WHERE (SELECT count(*) FROM range(1000000000000) AS r WHERE hash(r.range) % 7 = 3) >= 0"
+    )
+    con.close()
+    policy = tmp_path / "policy.yml"
+    policy.write_text(POLICY)
+    return db, policy
+
+
+def _kill_during_second_dataset(db: Path, policy: Path, sig: signal.Signals) -> tuple[int, str]:
+    proc = subprocess.Popen(
+        [CG, "run", "--policy", str(policy), "--database", str(db), "--run-id", "killed", "--as-of", "2026-03-01"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("consentgate: INFO: first: "):
+            break
+    else:
+        raise AssertionError("dataset 1 never finished: " + "".join(lines))
+    proc.send_signal(sig)
+    rest = proc.stderr.read()
+    return proc.wait(timeout=300), "".join(lines) + rest
+
+
+def _read(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return sorted(con.execute(sql).fetchall(), key=str)
+    finally:
+        con.close()
+
+
+def _cg_json(*args: str) -> tuple[int, dict]:
+    p = subprocess.run([CG, *args, "--json"], capture_output=True, text=True, check=False)
+    return p.returncode, json.loads(p.stdout)
+
+
+def test_sigterm_between_datasets_is_recorded_as_failed(warehouse: tuple[Path, Path]) -> None:
+    db, policy = warehouse
+    code, stderr = _kill_during_second_dataset(db, policy, signal.SIGTERM)
+    assert code == 143
+    assert stderr.rstrip().endswith("consentgate: error: terminated by SIGTERM")
+    assert _read(db, "SELECT status, error, finished_at IS NOT NULL FROM consentgate_runs") == [
+        ("failed", "terminated by SIGTERM", True)
+    ]
+    assert _read(db, "SELECT dataset FROM consentgate_lineage") == [("first",)]
+    assert _read(db, "SELECT * FROM out_second") == [(42,)]  # the interrupted dataset's target is untouched
+    code, out = _cg_json("verify", "--database", str(db), "--run-id", "killed")
+    assert code == 1 and out["status"] == "failed"
+    assert "1 of 2 planned datasets have no lineage row (never enforced): second" in out["problems"]
+
+
+def test_ctrl_c_between_datasets_is_recorded_as_failed_and_stops_the_run(warehouse: tuple[Path, Path]) -> None:
+    db, policy = warehouse
+    code, _ = _kill_during_second_dataset(db, policy, signal.SIGINT)
+    assert code != 0
+    assert _read(db, "SELECT status, error FROM consentgate_runs") == [("failed", "interrupted (SIGINT)")]
+    assert _read(db, "SELECT dataset FROM consentgate_lineage") == [("first",)]
+    assert _read(db, "SELECT * FROM out_second") == [(42,)]
+
+
+def test_sigkill_between_datasets_leaves_a_stale_run_that_is_never_verified(warehouse: tuple[Path, Path]) -> None:
+    db, policy = warehouse
+    code, _ = _kill_during_second_dataset(db, policy, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    code, listed = _cg_json("lineage", "--database", str(db))
+    assert code == 0
+    (run,) = listed["runs"]
+    assert (run["status"], run["effective_status"]) == ("running", "stale")
+    text = subprocess.run([CG, "lineage", "--database", str(db)], capture_output=True, text=True, check=False).stdout
+    assert "[stale: recorded running, never finished]" in text
+    code, out = _cg_json("verify", "--database", str(db), "--run-id", "killed")
+    assert code == 1 and out["ok"] is False and out["run_status"] == "stale"
+    assert any(p.startswith("the run is stale") for p in out["problems"])
+    assert "1 of 2 planned datasets have no lineage row (never enforced): second" in out["problems"]
+    assert _read(db, "SELECT * FROM out_second") == [(42,)]
+
