@@ -98,8 +98,8 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     import duckdb
-    from consentgate.db import session_for
-    from consentgate.sources.config import parse_sources
+    from consentgate.engine.session import session_for
+    from consentgate.engine.source_config import parse_sources
     from consentgate.sources.ingest import ingest
 
     subjects = args.subjects or max(args.n // 10, 1)

@@ -23,10 +23,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
-from consentgate import transparency
-from consentgate.db import open_duckdb
-from consentgate.engine import run_policy
-from consentgate.policy import parse
+from consentgate.engine.enforcement import run_policy
+from consentgate.engine.policy import parse
+from consentgate.engine.session import open_duckdb
+from consentgate.evidence import transparency
 
 AS_OF = datetime(2026, 11, 28, 2, 0)
 POLICY = {
@@ -111,7 +111,7 @@ def build(path: Path, events: int, runs: int) -> None:
 
 
 def time_in_process(path: Path, subject: str, policy_path: Path) -> float:
-    from consentgate.policy import load
+    from consentgate.engine.policy import load
 
     policy = load(policy_path)
     t0 = time.perf_counter()

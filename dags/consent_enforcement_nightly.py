@@ -14,13 +14,8 @@ from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, Param, task
-from consentgate.operators import (
-    ConsentAuditOperator,
-    ConsentFilterOperator,
-    DbtBuildOperator,
-    consented_alias,
-    warehouse_pool,
-)
+from consentgate.airflow.common import consented_alias, warehouse_pool
+from consentgate.airflow.operators import ConsentAuditOperator, ConsentFilterOperator, DbtBuildOperator
 
 DBT_PROJECT = os.environ.get(
     "CONSENTGATE_DBT_PROJECT_DIR",
@@ -79,7 +74,7 @@ with DAG(
     @task
     def check_consent_source(**context):
         """Fail closed on a missing/unreadable consent log; open the run; return one entry per dataset."""
-        from consentgate.airflow_run import check_consent_source as check
+        from consentgate.airflow.tasks import check_consent_source as check
 
         return check(context)
 
@@ -107,7 +102,7 @@ with DAG(
     @task(pool="default_pool")
     def ad_targeting_outputs(datasets, **context):
         """Every ad-targeting output to audit: the enforced targets and the dbt models."""
-        from consentgate.airflow_run import audit_plan
+        from consentgate.airflow.tasks import audit_plan
 
         return audit_plan(datasets, context["params"]["ad_targeting_models"])
 
@@ -120,7 +115,7 @@ with DAG(
     @task(trigger_rule="all_done", retries=0)
     def close_run(**context):
         """Close the run record (success/failed), log the summary, fail if anything upstream failed."""
-        from consentgate.airflow_run import close_run as close
+        from consentgate.airflow.tasks import close_run as close
 
         return close(context)
 

@@ -55,7 +55,7 @@ def schema_document(url: str) -> tuple[str, Path]:
 
 def validate_facet(key: str, facet: dict[str, Any]) -> None:
     """Raise if `facet` (as emitted, JSON) is not one of ours or fails its shipped schema."""
-    from consentgate.facets import PRODUCER, RUN_FACETS, schema_dir
+    from consentgate.evidence.facets import PRODUCER, RUN_FACETS, schema_dir
 
     name = RUN_FACETS[key].__name__
     assert facet["_producer"] == PRODUCER, facet["_producer"]
@@ -77,7 +77,7 @@ def validate_facet(key: str, facet: dict[str, Any]) -> None:
 
 def validate_consentgate_facets(events: list[dict[str, Any]]) -> int:
     """Validate every consentgate run facet in `events`; returns how many were checked."""
-    from consentgate.facets import RUN_FACETS
+    from consentgate.evidence.facets import RUN_FACETS
 
     checked = 0
     for event in events:

@@ -13,7 +13,7 @@ from cases_loader import create_tables
 from test_engine import EVENTS, ROWS
 
 REASONS = {"null_subject", "no_consent", "denied", "withdrawn", "expired", "invalid"}
-EXE = [sys.executable, "-m", "consentgate.cli"]
+EXE = [sys.executable, "-m", "consentgate.cli.app"]
 
 
 def cg(*args: str) -> subprocess.CompletedProcess:
@@ -123,9 +123,21 @@ def test_demo_builds_and_enforces(tmp_path: Path) -> None:
 
 
 def test_every_command_has_help() -> None:
-    from consentgate.cli import app
+    from consentgate.cli.app import app
 
     names = [c.name or c.callback.__name__ for c in app.registered_commands]
     for name in names:
         p = cg(name, "--help")
         assert p.returncode == 0 and "Usage" in p.stdout, name
+
+
+def test_version_prints_the_installed_version() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import consentgate
+
+    exe = str(Path(sys.executable).with_name("consentgate"))
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"consentgate {consentgate.__version__}"

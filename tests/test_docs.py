@@ -14,7 +14,7 @@ AIRFLOW_DOC = (ROOT / "docs" / "airflow.md").read_text()
 
 
 def _commands() -> list[str]:
-    from consentgate.cli import app
+    from consentgate.cli.app import app
 
     return sorted(c.name or c.callback.__name__ for c in app.registered_commands)
 
@@ -27,7 +27,7 @@ def _public_macros() -> list[str]:
 
 
 def _operators() -> list[str]:
-    source = (ROOT / "plugins" / "consentgate" / "operators.py").read_text()
+    source = (ROOT / "plugins" / "consentgate" / "airflow" / "operators.py").read_text()
     return sorted(re.findall(r"^class (\w+Operator)\(", source, re.M))
 
 
@@ -54,7 +54,7 @@ def test_readme_states_the_two_commands_and_ci_runs_the_test_one() -> None:
 
 def test_the_decision_rule_is_documented_with_every_reason() -> None:
     semantics = (ROOT / "docs" / "semantics.md").read_text()
-    from consentgate.semantics import REASONS
+    from consentgate.rule.semantics import REASONS
 
     for reason in REASONS:
         assert f"`{reason}`" in semantics

@@ -9,11 +9,12 @@ import consentgate
 import duckdb
 import pytest
 from cases_loader import create_tables
-from consentgate import errors, lineage
-from consentgate.db import open_duckdb
-from consentgate.engine import Enforcer
-from consentgate.names import TableName
-from consentgate.policy import parse as parse_policy
+from consentgate import errors
+from consentgate.engine import lineage
+from consentgate.engine.enforcement import Enforcer
+from consentgate.engine.policy import parse as parse_policy
+from consentgate.engine.session import open_duckdb
+from consentgate.rule.names import TableName
 from reference import Event
 
 T = datetime(2026, 3, 1)
@@ -267,7 +268,7 @@ class TestFingerprint:
         ]
 
 
-def _policy(**dataset_overrides) -> consentgate.policy.Policy:
+def _policy(**dataset_overrides) -> consentgate.engine.policy.Policy:
     ds = {"name": "ds", "source": "dataset", "target": "out.t", "subject_column": "subject", "purpose": "ads"}
     ds.update(dataset_overrides)
     return parse_policy(

@@ -11,10 +11,10 @@ import consentgate
 import duckdb
 import pytest
 from cases_loader import create_tables
-from consentgate import lineage
-from consentgate.engine import RunContext
+from consentgate.engine import lineage
+from consentgate.engine.enforcement import RunContext
+from consentgate.engine.policy import parse as parse_policy
 from consentgate.errors import ConsentGateError
-from consentgate.policy import parse as parse_policy
 from reference import Event
 
 T = datetime(2026, 3, 1)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from consentgate import policy as policy_module
-from consentgate.db import open_duckdb
+from consentgate.engine import policy as policy_module
+from consentgate.engine.policy import load
+from consentgate.engine.session import open_duckdb
 from consentgate.errors import InvalidAsOfError, NotADatabaseError, PolicyError
-from consentgate.policy import load
 
 CG = str(Path(sys.executable).with_name("consentgate"))
 GOOD_TAIL = (
@@ -148,7 +148,7 @@ def test_run_with_a_bad_policy_and_no_database_creates_none(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"])
 def test_as_of_outside_the_calendar_in_utc_is_a_one_line_error(tmp_path: Path, value: str) -> None:
-    from consentgate.engine import parse_as_of
+    from consentgate.engine.enforcement import parse_as_of
 
     with pytest.raises(InvalidAsOfError, match=r"falls outside years 1-9999 once converted to UTC"):
         parse_as_of(value)

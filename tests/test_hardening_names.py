@@ -12,7 +12,7 @@ import duckdb
 import pytest
 from cases_loader import create_tables
 from consentgate import errors
-from consentgate.policy import parse as parse_policy
+from consentgate.engine.policy import parse as parse_policy
 from reference import Event
 
 T = datetime(2026, 3, 1)

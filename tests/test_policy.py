@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from consentgate.engine.policy import load, parse, parse_columns
 from consentgate.errors import PolicyError
-from consentgate.policy import load, parse, parse_columns
 
 GOOD = {
     "consent": {"table": "crm.consents", "columns": {"subject_id": "customer_ref", "source": None}},

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
-from consentgate.db import Session
+from consentgate.engine.session import Session
 
 DEMO_POLICY = "examples/demo_policy.yml"
 

@@ -51,11 +51,11 @@ def expected_violations(path: Path) -> dict[str, int]:
 
 
 def test_audit_counts_violations_per_reason(contaminated: Path) -> None:
-    from consentgate.airflow_run import audit_table, check_audit
-    from consentgate.engine import RunContext
+    from consentgate.airflow.hooks import open_warehouse
+    from consentgate.airflow.tasks import audit_table, check_audit
+    from consentgate.engine.enforcement import RunContext
     from consentgate.errors import ConsentViolationError
-    from consentgate.hooks import open_warehouse
-    from consentgate.semantics import ConsentColumns
+    from consentgate.rule.semantics import ConsentColumns
 
     counts = expected_violations(contaminated)
     assert all(counts.values()), counts  # every reason is represented
@@ -92,7 +92,7 @@ def test_audit_operator_fails_the_task_without_retry_and_names_no_subject(
     airflow_db, contaminated: Path
 ) -> None:
     from airflow.sdk import DAG
-    from consentgate.operators import ConsentAuditOperator
+    from consentgate.airflow.operators import ConsentAuditOperator
 
     with DAG(
         "cg_audit_contaminated", schedule=None, start_date=LOGICAL_DATE, default_args={"retries": 3}

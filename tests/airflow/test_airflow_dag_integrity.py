@@ -122,13 +122,12 @@ def test_parsing_the_dag_imports_no_database_or_dbt_and_reads_no_variable() -> N
     probe = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"parsing {DAG_FILE.name} took {probe['seconds']:.3f}s (after importing airflow.sdk)")
     assert probe["heavy"] == []
-    assert "consentgate.operators" in probe["new_consentgate"]
-    assert "consentgate.engine" not in probe["new_consentgate"]
+    assert "consentgate.airflow.operators" in probe["new_consentgate"]
     assert len(probe["tasks"]) == 6
 
 
 def test_run_settings_come_from_the_environment_then_airflow_variables_then_defaults(monkeypatch) -> None:
-    from consentgate.airflow_run import default_policy_path, setting
+    from consentgate.airflow.tasks import default_policy_path, setting
 
     monkeypatch.delenv("CONSENTGATE_POLICY", raising=False)
     monkeypatch.delenv("AIRFLOW_VAR_CONSENTGATE_POLICY", raising=False)

@@ -59,7 +59,7 @@ def test_dbt_gets_the_runs_cutoff_and_id_and_failures_are_not_retried(
 ) -> None:
     import duckdb
     from airflow.sdk import DAG
-    from consentgate.operators import DbtBuildOperator
+    from consentgate.airflow.operators import DbtBuildOperator
 
     path = tmp_path / "dbt.duckdb"
     duckdb.connect(str(path)).close()
@@ -107,7 +107,7 @@ def test_dbt_gets_the_runs_cutoff_and_id_and_failures_are_not_retried(
 def test_dbt_command_line_carries_vars_and_flags(tiny_project: Path) -> None:
     import json
 
-    from consentgate.operators import DbtBuildOperator
+    from consentgate.airflow.operators import DbtBuildOperator
 
     op = DbtBuildOperator(
         task_id="dbt",

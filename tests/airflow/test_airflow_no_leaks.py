@@ -70,7 +70,7 @@ def test_failed_tasks_leak_no_value_to_logs_xcoms_records_or_lineage(
     airflow_db, tmp_path: Path, monkeypatch, capfd
 ) -> None:
     from airflow.sdk import DAG
-    from consentgate.operators import ConsentAuditOperator, ConsentFilterOperator, DbtBuildOperator
+    from consentgate.airflow.operators import ConsentAuditOperator, ConsentFilterOperator, DbtBuildOperator
 
     path = tmp_path / "leaky.duckdb"
     _warehouse(path, tmp_path / "people.csv")

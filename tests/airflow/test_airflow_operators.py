@@ -36,7 +36,7 @@ def expected(con: Any, table: str, id_col: str, subject_col: str, purpose: str, 
 
 def operator_dag(dag_id: str, conn_id: str):
     from airflow.sdk import DAG
-    from consentgate.operators import ConsentAuditOperator, ConsentFilterOperator
+    from consentgate.airflow.operators import ConsentAuditOperator, ConsentFilterOperator
 
     with DAG(
         dag_id, schedule=None, start_date=LOGICAL_DATE, catchup=False, default_args={"retries": 2}
@@ -221,7 +221,7 @@ def test_missing_consent_column_fails_without_retry_and_leaves_target_untouched(
     monkeypatch.setenv("AIRFLOW_CONN_CG_BROKEN", duckdb_conn(path))
 
     from airflow.sdk import DAG
-    from consentgate.operators import ConsentFilterOperator
+    from consentgate.airflow.operators import ConsentFilterOperator
 
     with DAG("cg_ops_broken", schedule=None, start_date=LOGICAL_DATE, default_args={"retries": 3}) as dag:
         ConsentFilterOperator(
@@ -248,9 +248,9 @@ def test_missing_consent_column_fails_without_retry_and_leaves_target_untouched(
 def test_a_locked_duckdb_file_is_retryable_and_data_errors_are_not(tmp_path: Path, monkeypatch) -> None:
     import duckdb
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    from consentgate.airflow.common import fail_task
+    from consentgate.airflow.hooks import open_warehouse
     from consentgate.errors import ConsentSourceError, DatabaseLockedError, retryable
-    from consentgate.hooks import open_warehouse
-    from consentgate.operators import fail_task
 
     path = tmp_path / "locked.duckdb"
     duckdb.connect(str(path)).close()
@@ -285,7 +285,7 @@ def test_a_locked_duckdb_file_is_retryable_and_data_errors_are_not(tmp_path: Pat
 def test_database_errors_reach_airflow_without_the_values_they_quote() -> None:
     import duckdb
     from airflow.sdk.exceptions import AirflowFailException
-    from consentgate.operators import fail_task
+    from consentgate.airflow.common import fail_task
 
     with pytest.raises(AirflowFailException) as failed:
         fail_task(duckdb.ConversionException("Could not convert string 'ann@example.com' to INT64"))
@@ -297,8 +297,8 @@ def test_database_errors_reach_airflow_without_the_values_they_quote() -> None:
 
 
 def test_an_in_memory_or_missing_duckdb_connection_is_refused(monkeypatch, tmp_path: Path) -> None:
+    from consentgate.airflow.hooks import open_warehouse
     from consentgate.errors import UnsupportedConnectionError
-    from consentgate.hooks import open_warehouse
 
     monkeypatch.setenv("AIRFLOW_CONN_CG_MEMORY", json.dumps({"conn_type": "duckdb"}))
     with pytest.raises(UnsupportedConnectionError, match="in memory"):

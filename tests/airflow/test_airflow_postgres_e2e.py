@@ -426,8 +426,9 @@ class _OutletEvents:
 def test_pg_mapped_enforcements_run_in_parallel_under_one_run(
     airflow_db, pg_server, demo_duckdb, monkeypatch
 ) -> None:
-    from consentgate.airflow_run import check_consent_source, close_run
-    from consentgate.operators import ConsentFilterOperator, warehouse_pool
+    from consentgate.airflow.common import warehouse_pool
+    from consentgate.airflow.operators import ConsentFilterOperator
+    from consentgate.airflow.tasks import check_consent_source, close_run
 
     db = fresh_database(pg_server, "cg_airflow_parallel")
     copy_demo_to_postgres(demo_duckdb, db)
@@ -487,7 +488,7 @@ def test_pg_mapped_enforcements_run_in_parallel_under_one_run(
 
 
 def test_pool_follows_the_connection_type_from_the_environment_only() -> None:
-    from consentgate.operators import DUCKDB_POOL, PARALLEL_POOL, warehouse_pool
+    from consentgate.airflow.common import DUCKDB_POOL, PARALLEL_POOL, warehouse_pool
 
     pg_uri = "postgresql://user:secret@db.example:5432/warehouse"
     pg_json = json.dumps({"conn_type": "postgres", "host": "db.example"})

@@ -43,7 +43,7 @@ def test_provider_info_is_a_plain_dict_listing_the_operators() -> None:
     assert info["package-name"] == "consentgate"
     assert info["versions"] == [__import__("consentgate").__version__]
     assert info["operators"] == [
-        {"integration-name": "consentgate", "python-modules": ["consentgate.operators"]}
+        {"integration-name": "consentgate", "python-modules": ["consentgate.airflow.operators"]}
     ]
     json.dumps(info)  # nothing but plain data
 
@@ -106,9 +106,9 @@ def test_plugin_is_cheap_to_import() -> None:
         check=True,
     )
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
-    # Airflow's provider discovery imports consentgate.provider (a plain dict); nothing else of ours, and
+    # Airflow's provider discovery imports consentgate.airflow.provider (a plain dict); nothing else of ours, and
     # neither FastAPI nor a warehouse driver (Airflow itself loads SQLAlchemy).
-    assert set(loaded) <= {"consentgate", "consentgate.provider", plugin_entry_point().module}, loaded
+    assert set(loaded) <= {"consentgate", "consentgate.airflow", "consentgate.airflow.provider", plugin_entry_point().module}, loaded
     assert plugin_entry_point().module in loaded
 
 
@@ -181,14 +181,14 @@ def test_report_app_that_cannot_be_built_answers_503_and_the_plugin_still_loads(
 
     from starlette.testclient import TestClient
 
-    broken = types.ModuleType("consentgate.webapp")
-    broken.__spec__ = importlib.machinery.ModuleSpec("consentgate.webapp", None)
+    broken = types.ModuleType("consentgate.airflow.webapp")
+    broken.__spec__ = importlib.machinery.ModuleSpec("consentgate.airflow.webapp", None)
 
     def create_app():
         raise RuntimeError("report dependencies missing")
 
     broken.create_app = create_app
-    monkeypatch.setitem(sys.modules, "consentgate.webapp", broken)
+    monkeypatch.setitem(sys.modules, "consentgate.airflow.webapp", broken)
     plugin = load_plugin_module()
     assert plugin.ConsentGatePlugin.macros == [plugin.consent_cutoff]
     app = plugin.ConsentGatePlugin.fastapi_apps[0]["app"]

@@ -91,8 +91,8 @@ def expected_lineage(backend: Backend, as_of: str = AS_OF) -> dict[tuple[str, st
 
 def engine_snapshot(backend: Backend, as_of: str = AS_OF) -> tuple[str, int]:
     """(fingerprint, events counted) of the consent log as the Python engine computes them."""
-    from consentgate.db import session_for
-    from consentgate.engine import Enforcer
+    from consentgate.engine.enforcement import Enforcer
+    from consentgate.engine.session import session_for
 
     with backend.connect() as con:
         session = session_for(con, backend.name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from consentgate.coverage import coverage_command
+from consentgate.dbt.coverage import coverage_command
 from dbt_harness import copy_package, duckdb_backend, run_dbt
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""find_violations and coverage_command (plugins/consentgate/coverage.py) on small hand-made manifests."""
+"""find_violations and coverage_command (plugins/consentgate/dbt/coverage.py) on small hand-made manifests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from consentgate.coverage import Violation, coverage_command, find_violations, gate_purposes
+from consentgate.dbt.coverage import Violation, coverage_command, find_violations, gate_purposes
 
 CONSENTED = "macro.consentgate.consented"
 AD = {"consentgate": {"ad_targeting": True, "purpose": "ad_targeting"}}
@@ -327,5 +327,5 @@ def test_coverage_module_imports_without_dbt() -> None:
     import subprocess
     import sys
 
-    code = "import sys; import consentgate.coverage; assert not any(m.startswith('dbt') for m in sys.modules)"
+    code = "import sys; import consentgate.dbt.coverage; assert not any(m.startswith('dbt') for m in sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)

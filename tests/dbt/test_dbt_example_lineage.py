@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from consentgate.coverage import coverage_command
+from consentgate.dbt.coverage import coverage_command
 from dbt_harness import REPO, Backend, example_on_duckdb, run_dbt, vars_arg
 from example_expectations import (
     AS_OF,
@@ -35,8 +35,8 @@ def _invocation_id(project: Path) -> str:
 
 
 def _create_evidence_tables(backend: Backend) -> None:
-    """The evidence tables as the Python engine creates them (plugins/consentgate/ddl.sql)."""
-    for statement in (REPO / "plugins" / "consentgate" / "ddl.sql").read_text().split(";"):
+    """The evidence tables as the Python engine creates them (plugins/consentgate/engine/ddl.sql)."""
+    for statement in (REPO / "plugins" / "consentgate" / "engine" / "ddl.sql").read_text().split(";"):
         if statement.strip():
             backend.execute(statement)
 
@@ -91,8 +91,8 @@ def test_example_build_keeps_only_consented_subjects_and_logs_the_run(example, c
     _compare_lineage(backend, run_id)
 
     # The Python engine can replay the dbt run from its evidence.
-    from consentgate.db import session_for
-    from consentgate.verification import verify_run
+    from consentgate.engine.session import session_for
+    from consentgate.evidence.verification import verify_run
 
     with backend.connect() as con:
         verified = verify_run(session_for(con, "duckdb"), run_id)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from consentgate.cli import app
+from consentgate.cli.app import app
 from tcbits import disclosed, tc
 from typer.testing import CliRunner
 

@@ -12,9 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "signals"))  # tcbits: the independent bit writer
 
-from consentgate.db import Session, session_for  # noqa: E402
-from consentgate.engine import enforce  # noqa: E402
-from consentgate.sources.config import Source, parse_sources  # noqa: E402
+from consentgate.engine.enforcement import enforce  # noqa: E402
+from consentgate.engine.session import Session, session_for  # noqa: E402
+from consentgate.engine.source_config import Source, parse_sources  # noqa: E402
 from consentgate.sources.ingest import ingest  # noqa: E402
 from consentgate.sources.log import IngestRecord  # noqa: E402
 

@@ -46,8 +46,6 @@ def cg(*args: str) -> subprocess.CompletedProcess[str]:
 def warehouse(tmp_path: Path) -> tuple[Path, Path]:
     db, policy = tmp_path / "w.duckdb", tmp_path / "policy.yml"
     policy.write_text(POLICY)
-    # `consentgate run` reads the same policy once policy.py carries `sources:`; until then, without it.
-    (tmp_path / "enforce.yml").write_text(POLICY.split("sources:")[0])
     con = duckdb.connect(str(db))
     con.execute("CREATE SCHEMA raw")
     con.execute("CREATE TABLE raw.web_events (customer_id varchar, page varchar)")
@@ -76,7 +74,7 @@ def test_ingest_then_run_and_a_gpc_signal_removes_the_subject_on_the_next_run(wa
     assert out.returncode == 0, out.stderr
     ingests = {r["source"]: r for r in json.loads(out.stdout)["ingests"]}
     assert ingests["banner"]["events_written"] == 3 and ingests["web_gpc"]["observations_read"] == 0
-    enforce = policy.with_name("enforce.yml")
+    enforce = policy  # one policy file: `consentgate run` reads its datasets, `ingest` its sources
     assert cg("run", "--policy", str(enforce), "--database", str(db)).returncode == 0
     assert kept(db) == [("c1", "/a"), ("c1", "/b"), ("c2", "/a")]
 

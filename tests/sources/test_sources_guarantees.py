@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from consentgate.engine import utcnow
+from consentgate.engine.enforcement import utcnow
 from consentgate.errors import PolicyError
 from consentgate.sources.errors import IngestError
 from consentgate.sources.log import read_ingests
@@ -134,7 +134,7 @@ def test_ingest_evidence_has_counts_and_no_subject_identifier(db) -> None:
 
 
 def test_the_log_must_be_in_consentgates_own_shape(db) -> None:
-    from consentgate.semantics import ConsentColumns
+    from consentgate.rule.semantics import ConsentColumns
 
     banner(db, [("a", "ad_targeting", "granted", T0, T0)])
     with pytest.raises(IngestError, match=r"mapped column names .*ingestion writes only a log in consentgate's own shape"):

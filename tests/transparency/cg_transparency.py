@@ -27,7 +27,7 @@ from typing import Any
 import consentgate
 import duckdb
 import yaml
-from consentgate.policy import parse
+from consentgate.engine.policy import parse
 
 A, B, C, D = "cust-A-7781", "cust-B-5512", "cust-C-9034", "cust-D-3310"
 E = "Erin.Secret@Example.org"

@@ -49,7 +49,7 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def server(warehouse: Path, tmp_path: Path) -> Iterator[str]:
     with serving(
         lambda port: [
-            sys.executable, "-m", "uvicorn", "--factory", "consentgate.webapp:create_app",
+            sys.executable, "-m", "uvicorn", "--factory", "consentgate.airflow.webapp:create_app",
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
         ],
         {**os.environ, "CONSENTGATE_DATABASE": str(warehouse)},

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from cg_transparency import POLICY, R3, assert_no_subject_id, build
-from consentgate import openlineage_events as ol
-from consentgate.engine import run_policy
-from consentgate.facets import PRODUCER
-from consentgate.policy import parse
+from consentgate.engine.enforcement import run_policy
+from consentgate.engine.policy import parse
+from consentgate.evidence import openlineage as ol
+from consentgate.evidence.facets import PRODUCER
 from facet_schema import validate_consentgate_facets, validate_facet
 
 OL_ENV = (
@@ -271,7 +271,7 @@ SUMMARIES = {
 
 
 def facet_json(key: str, **changes: Any) -> dict[str, Any]:
-    from consentgate.facets import audit_facet, enforcement_facet
+    from consentgate.evidence.facets import audit_facet, enforcement_facet
     from openlineage.client.serde import Serde
 
     build_facet = enforcement_facet if key == "consentEnforcement" else audit_facet
@@ -282,7 +282,7 @@ def facet_json(key: str, **changes: Any) -> dict[str, Any]:
 def test_each_facet_schema_is_a_json_schema_describing_the_facet_class(key: str) -> None:
     import attr
     import jsonschema
-    from consentgate.facets import RUN_FACETS, schema_dir
+    from consentgate.evidence.facets import RUN_FACETS, schema_dir
 
     cls = RUN_FACETS[key]
     document = json.loads((schema_dir() / f"{cls.__name__}.json").read_text())
@@ -311,7 +311,7 @@ def test_schema_url_resolves_to_the_schema_file_in_the_installed_package(
     name = pointer.removeprefix("/$defs/")
     with urlopen(document_url) as response:  # what a consumer on this machine reads
         served = response.read()
-    assert served == files("consentgate").joinpath("facet_schemas", f"{name}.json").read_bytes()
+    assert served == files("consentgate.evidence").joinpath("facet_schemas", f"{name}.json").read_bytes()
     assert name in json.loads(served)["$defs"]
     validate_facet(key, facet)
 

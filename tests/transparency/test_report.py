@@ -1,4 +1,4 @@
-"""The HTML run report (`consentgate report`, `consentgate.webapp`): the run's numbers, consent changes
+"""The HTML run report (`consentgate report`, `consentgate.airflow.webapp`): the run's numbers, consent changes
 since the previous run, the trend, and nothing else: no subject id, no external resource."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from cg_transparency import assert_no_subject_id, cg, cg_json, chart_values, elements
-from consentgate import report
-from consentgate.db import open_duckdb
+from consentgate.engine.session import open_duckdb
+from consentgate.evidence import report
 
 
 def page_of(warehouse: Path, run_id: str | None = None) -> str:
@@ -148,7 +148,7 @@ def test_an_unreadable_consent_log_degrades_to_a_note(warehouse: Path) -> None:
 
 @pytest.fixture
 def client(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from consentgate.webapp import create_app
+    from consentgate.airflow.webapp import create_app
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
@@ -171,7 +171,7 @@ def test_webapp_serves_the_latest_run_and_any_run_by_id(client: Any) -> None:
 
 
 def test_webapp_without_a_database_answers_503(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from consentgate.webapp import create_app
+    from consentgate.airflow.webapp import create_app
     from fastapi.testclient import TestClient
 
     monkeypatch.delenv("CONSENTGATE_DATABASE", raising=False)

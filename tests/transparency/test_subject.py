@@ -10,9 +10,10 @@ from typing import Any
 import duckdb
 import pytest
 from cg_transparency import A, B, D, E, cg, cg_json, sql
-from consentgate import lineage, transparency
-from consentgate.db import open_duckdb, session_for
-from consentgate.policy import load
+from consentgate.engine import lineage
+from consentgate.engine.policy import load
+from consentgate.engine.session import open_duckdb, session_for
+from consentgate.evidence import transparency
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import Event, decide, reason_for

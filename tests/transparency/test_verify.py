@@ -9,8 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 from cg_transparency import C, G, assert_no_subject_id, cg, cg_json, sql
-from consentgate import lineage, transparency, verification
-from consentgate.db import session_for
+from consentgate.engine import lineage
+from consentgate.engine.session import session_for
+from consentgate.evidence import transparency, verification
 
 DAY = 86400.0
 

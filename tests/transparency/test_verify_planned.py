@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 from cg_transparency import cg, cg_json
-from consentgate import lineage
-from consentgate.db import open_duckdb
+from consentgate.engine import lineage
+from consentgate.engine.session import open_duckdb
 
 
 def _dead_pid() -> int:

@@ -2,7 +2,7 @@
   SQL expressions for the consent log's columns, keyed by role (subject_id, purpose, status, event_ts,
   recorded_at, expires_at). Timestamps are normalised to naive UTC: a `timestamp with time zone`
   column is read `at time zone 'UTC'`, a date is cast to timestamp, any other type fails the compile
-  (as in the Python engine, consentgate.dialects.Dialect.utc_timestamp).
+  (as in the Python engine, consentgate.rule.dialects.Dialect.utc_timestamp).
   When executing, the log is introspected and a missing table or column fails the compile (fail closed).
   recorded_at and expires_at may be mapped to none when the log has no such column.
 -#}

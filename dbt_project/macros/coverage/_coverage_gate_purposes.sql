@@ -3,7 +3,7 @@
   /* consentgate:consented */ comments in its compiled code when it has been compiled, and, when it
   depends on macro.consentgate.consented, from the consented(...) calls in its raw code whose purpose
   is a string literal (keyword purpose=..., or the third positional argument).
-  The regular expressions are the same as in plugins/consentgate/coverage.py.
+  The regular expressions are the same as in plugins/consentgate/dbt/coverage.py.
 -#}
 {% macro _coverage_gate_purposes(node) %}
   {%- set purposes = [] -%}

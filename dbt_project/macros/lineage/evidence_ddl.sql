@@ -1,6 +1,6 @@
 {#-
   The DDL of one evidence table (kind 'runs' or 'lineage'), with the same columns and types as
-  plugins/consentgate/ddl.sql.
+  plugins/consentgate/engine/ddl.sql.
 -#}
 {% macro evidence_ddl(relation, kind) %}
   {{ return(adapter.dispatch('evidence_ddl', 'consentgate')(relation, kind)) }}

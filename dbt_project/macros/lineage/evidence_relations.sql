@@ -1,5 +1,5 @@
 {#-
-  The evidence tables consentgate_runs and consentgate_lineage (plugins/consentgate/ddl.sql), in
+  The evidence tables consentgate_runs and consentgate_lineage (plugins/consentgate/engine/ddl.sql), in
   var consentgate_evidence_schema (default: the target schema), created with the same columns if
   missing. Returns {'runs': Relation, 'lineage': Relation}.
 -#}

@@ -1,6 +1,6 @@
 {#-
   A 64-bit hash of a tuple of SQL expressions (nulls included) as a non-negative number, the same
-  as the Python engine's (consentgate.dialects.Dialect.row_hash), or none when the adapter has no
+  as the Python engine's (consentgate.rule.dialects.Dialect.row_hash), or none when the adapter has no
   such hash: the consent fingerprint is then left null instead of failing the run.
 -#}
 {% macro row_hash(expressions) %}

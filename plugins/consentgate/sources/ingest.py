@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from consentgate.db import Session
+from consentgate.engine.session import Session
+from consentgate.engine.source_config import Source
 from consentgate.errors import one_line
-from consentgate.names import TableName
-from consentgate.semantics import ConsentColumns, purpose_key, text_key
+from consentgate.rule.names import TableName
+from consentgate.rule.semantics import ConsentColumns, purpose_key, text_key
 from consentgate.sources import log as tables
 from consentgate.sources import reading
-from consentgate.sources.config import Source
 from consentgate.sources.log import IngestRecord
 
 logger = logging.getLogger("consentgate")

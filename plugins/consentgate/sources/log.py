@@ -14,15 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from consentgate.db import Session
-from consentgate.dialects import is_text_type, is_timestamp_type
-from consentgate.names import TableName
-from consentgate.semantics import ConsentColumns
+from consentgate.engine import lineage
+from consentgate.engine.session import Session
+from consentgate.rule.dialects import is_text_type, is_timestamp_type
+from consentgate.rule.names import TableName
+from consentgate.rule.semantics import ConsentColumns
 from consentgate.sources.errors import IngestError
 
-INGESTS = "consentgate_ingests"
-SOURCE_STATE = "consentgate_source_state"
-SOURCE_LATEST = "consentgate_source_latest"
+INGESTS, SOURCE_STATE, SOURCE_LATEST = lineage.INGESTS, lineage.SOURCE_STATE, lineage.SOURCE_LATEST
 TABLES = (INGESTS, SOURCE_STATE, SOURCE_LATEST)
 
 LOG_COLUMNS = (

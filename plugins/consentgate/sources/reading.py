@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from consentgate.db import Session
-from consentgate.dialects import is_timestamp_type
-from consentgate.names import TableName, quote
-from consentgate.sources.config import OPTIONAL_DEFAULTS, Source
+from consentgate.engine.session import Session
+from consentgate.engine.source_config import _COLUMNS, OPTIONAL_DEFAULTS, Source
+from consentgate.rule.dialects import is_timestamp_type
+from consentgate.rule.names import TableName, quote
 from consentgate.sources.errors import IngestError
 from consentgate.sources.kinds import MAPPERS, Observation, Rejected
 from consentgate.sources.kinds.base import INVALID, STATUSES
@@ -89,8 +89,6 @@ def plan(session: Session, source: Source) -> ReadPlan:
 
 
 def _default(source: Source, name: str) -> str | None:
-    from consentgate.sources.config import _COLUMNS
-
     return _COLUMNS.get(source.kind, {}).get(name)
 
 

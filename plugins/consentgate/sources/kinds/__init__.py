@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from consentgate.sources.config import Kind, Source
+from consentgate.engine.source_config import Kind, Source
 from consentgate.sources.kinds import consent_mode, events, fides, gpc, gpp, onetrust, segment, tcf, usprivacy
 from consentgate.sources.kinds.base import Observation, Rejected
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from consentgate.engine.source_config import Source
 from consentgate.signals import gpc as decoder
-from consentgate.sources.config import Source
 from consentgate.sources.kinds.base import WITHDRAWN, Observation, Rejected, each, text
 
 

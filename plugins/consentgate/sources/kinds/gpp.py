@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from consentgate.engine.source_config import Source, TcfRule
 from consentgate.signals import SignalError, gpp
-from consentgate.sources.config import Source, TcfRule
 from consentgate.sources.kinds import tcf as tcf_kind
 from consentgate.sources.kinds.base import INVALID, WITHDRAWN, Observation, Rejected, text
 

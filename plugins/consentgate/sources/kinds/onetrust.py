@@ -18,7 +18,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from consentgate.sources.config import Source
+from consentgate.engine.source_config import Source
 from consentgate.sources.kinds.base import (
     GRANTED,
     INVALID,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from consentgate.sources.config import Source
+from consentgate.engine.source_config import Source
 from consentgate.sources.kinds.base import GRANTED, INVALID, NEGATIVE, Observation, Rejected, each
 
 _PATH = ("context", "consent", "categoryPreferences")

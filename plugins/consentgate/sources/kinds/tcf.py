@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from consentgate.engine.source_config import Source, TcfRule
 from consentgate.signals import SignalError, tcf, usable
-from consentgate.sources.config import Source, TcfRule
 from consentgate.sources.kinds.base import GRANTED, INVALID, NEGATIVE, Observation, Rejected, text
 
 _FORBIDDING = (0, 2)  # NOT_ALLOWED, REQUIRE_LI

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from consentgate.engine.source_config import Source
 from consentgate.signals import SignalError
 from consentgate.signals import usprivacy as decoder
-from consentgate.sources.config import Source
 from consentgate.sources.kinds.base import INVALID, WITHDRAWN, Observation, Rejected, each, text
 
 

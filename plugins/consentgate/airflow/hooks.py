@@ -1,0 +1,220 @@
+"""The warehouse behind an Airflow connection: a consentgate Session plus where it lives.
+
+DuckDB connections (conn type `duckdb`) open through the DuckDB provider's `DuckDBHook`; any other
+connection must resolve to a common-sql `DbApiHook` whose conn type names a supported dialect
+(`postgres`). Only call this from `execute()`: it reads the connection and opens the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from consentgate.engine.session import DUCKDB_CONFIG, Session, check_duckdb_file, open_failure, session_for
+from consentgate.errors import (
+    DatabaseLockedError,
+    UnsupportedConnectionError,
+    mask_url,
+    raise_unchained,
+    stage,
+)
+from consentgate.rule.names import TableName
+
+log = logging.getLogger("consentgate")
+
+# Airflow conn type -> consentgate dialect name.
+DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "postgresql": "postgres"}
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a warehouse lives, for Asset URIs and OpenLineage dataset names. Never holds a secret.
+
+    :param dialect: `duckdb` or `postgres`
+    :param path: the DuckDB database file (absolute), for DuckDB
+    :param host: server host, for PostgreSQL
+    :param port: server port, for PostgreSQL
+    :param database: database name (the file stem for DuckDB, which is DuckDB's catalog name)
+    """
+
+    dialect: str
+    path: str | None = None
+    host: str | None = None
+    port: int | None = None
+    database: str | None = None
+
+    def resolved(self, table: str, default_schema: str) -> TableName:
+        return TableName.parse(table).resolved(default_schema)
+
+    def asset_uri(self, table: str, default_schema: str) -> str:
+        """An Airflow 3 Asset URI for a table: `postgres://host:port/db/schema/table` (the Postgres
+        provider's form) or `duckdb://localhost/abs/path/file.duckdb/schema/table` (a DuckDB file is local
+        to the host that writes it; the explicit host keeps the URI unchanged by Airflow's normalisation)."""
+        t = self.resolved(table, default_schema)
+        if self.dialect == "postgres":
+            return f"postgres://{self.host}:{self.port}/{self.database}/{t.schema}/{t.name}"
+        return f"duckdb://localhost{self.path}/{t.schema}/{t.name}"
+
+    def ol_namespace(self) -> str:
+        """The OpenLineage dataset namespace (naming spec: `postgres://host:port`; DuckDB: the file)."""
+        if self.dialect == "postgres":
+            return f"postgres://{self.host}:{self.port}"
+        return f"duckdb://{self.path}"
+
+    def ol_name(self, table: str, default_schema: str) -> str:
+        t = self.resolved(table, default_schema)
+        return f"{self.database}.{t.schema}.{t.name}"
+
+
+@dataclass
+class Warehouse:
+    """An open session on the connection's database, with its location."""
+
+    conn_id: str
+    session: Session
+    location: Location
+
+    @property
+    def dialect(self) -> str:
+        return self.location.dialect
+
+
+def dialect_of(conn_type: str | None, hook: Any = None) -> str:
+    """The consentgate dialect for an Airflow conn type (or the hook's dialect name)."""
+    for candidate in (conn_type, getattr(hook, "dialect_name", None)):
+        if candidate and candidate.lower() in DIALECTS:
+            return DIALECTS[candidate.lower()]
+    raise UnsupportedConnectionError(
+        f"connection type {conn_type!r} is not supported; use a 'duckdb' or 'postgres' connection"
+    )
+
+
+_LOCK_PID = re.compile(r"\(PID (\d+)\)")
+
+
+def _open_duckdb(conn_id: str) -> tuple[Any, Location]:
+    import duckdb
+    from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
+
+    # No extension is installed or loaded behind consentgate's back (see db.DUCKDB_CONFIG).
+    hook = DuckDBHook(
+        duckdb_conn_id=conn_id,
+        autoinstall_extensions=False,
+        autoload_extensions=False,
+        settings=dict(DUCKDB_CONFIG),
+    )
+    database = hook.get_database()
+    if database == ":memory:" or database.startswith("md:"):
+        raise UnsupportedConnectionError(
+            f"connection {conn_id!r} resolves to DuckDB database {'in memory' if database == ':memory:' else 'on MotherDuck'}; "
+            "set the connection's host to the database file path"
+        )
+    path = Path(database).expanduser().resolve()
+    if not path.exists():
+        raise UnsupportedConnectionError(
+            f"connection {conn_id!r} points to {mask_url(str(path))!r}, which does not exist; create the warehouse first"
+        )
+    check_duckdb_file(path)
+    try:
+        con = hook.get_conn()
+    except duckdb.Error as exc:
+        failure = open_failure(path, exc)
+    else:
+        return con, Location("duckdb", path=str(path), database=path.stem)
+    if isinstance(failure, DatabaseLockedError):
+        m = _LOCK_PID.search(str(failure))
+        who = f" (PID {m.group(1)})" if m else ""
+        failure = DatabaseLockedError(
+            f"database file {str(path)!r} is locked by another process{who}; DuckDB allows one writer "
+            "per file: run consentgate tasks in a one-slot pool (see docs/airflow.md) or retry later"
+        )
+    raise_unchained(failure)
+
+
+def _open_dbapi(conn_id: str) -> tuple[Any, Location]:
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    hook = conn.get_hook()
+    if not isinstance(hook, DbApiHook):
+        raise UnsupportedConnectionError(
+            f"connection {conn_id!r} (type {conn.conn_type!r}) has no SQL (DbApiHook) hook; "
+            "use a 'duckdb' or 'postgres' connection"
+        )
+    dialect = dialect_of(conn.conn_type, hook)
+    with stage("connecting to the database of connection", conn_id):
+        con = hook.get_conn()
+    port = int(conn.port) if conn.port else 5432
+    database = conn.schema or getattr(hook, "database", None) or "postgres"
+    return con, Location(dialect, host=conn.host or "localhost", port=port, database=database)
+
+
+def conn_type(conn_id: str) -> str:
+    from airflow.sdk import BaseHook
+
+    return str(BaseHook.get_connection(conn_id).conn_type or "")
+
+
+@contextmanager
+def open_warehouse(conn_id: str) -> Iterator[Warehouse]:
+    """Open the connection's database as a consentgate Session; closes it on exit.
+
+    A missing connection, an in-memory DuckDB or an unsupported conn type fails (never silently enforces
+    on a throw-away database). A DuckDB file locked by another process raises DatabaseLockedError.
+    """
+    kind = dialect_of(conn_type(conn_id))
+    con, location = _open_duckdb(conn_id) if kind == "duckdb" else _open_dbapi(conn_id)
+    session = session_for(con, location.dialect)
+    try:
+        yield Warehouse(conn_id, session, location)
+    finally:
+        session.rollback()
+        try:
+            con.close()
+        except Exception as exc:  # noqa: BLE001 - closing must not hide the real outcome
+            log.warning("closing connection %s failed: %s", conn_id, type(exc).__name__)
+
+
+def duckdb_path(conn_id: str) -> str | None:
+    """The DuckDB database file of a connection (None for other connection types)."""
+    if dialect_of(conn_type(conn_id)) != "duckdb":
+        return None
+    from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
+
+    database = DuckDBHook(duckdb_conn_id=conn_id).get_database()
+    return str(Path(database).expanduser().resolve())
+
+
+def dbt_env(conn_id: str | None) -> dict[str, str]:
+    """Environment a consentgate dbt profile reads for the connection: CONSENTGATE_DBT_TARGET (the
+    profile target of the connection's dialect, `duckdb` or `postgres`), and CONSENTGATE_DUCKDB (the
+    DuckDB file) or CONSENTGATE_PG_HOST/PORT/USER/PASSWORD/DBNAME/SCHEMA for PostgreSQL."""
+    if not conn_id:
+        return {}
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    if dialect_of(conn.conn_type) == "duckdb":
+        path = duckdb_path(conn_id)
+        # The target follows the connection: a profile whose default target is another engine would
+        # otherwise build (and audit) a different database than the one the operators enforced.
+        return {"CONSENTGATE_DBT_TARGET": "duckdb", **({"CONSENTGATE_DUCKDB": path} if path else {})}
+    env = {
+        "CONSENTGATE_DBT_TARGET": "postgres",
+        "CONSENTGATE_PG_HOST": conn.host or "localhost",
+        "CONSENTGATE_PG_PORT": str(conn.port or 5432),
+        "CONSENTGATE_PG_USER": conn.login or "",
+        "CONSENTGATE_PG_PASSWORD": conn.password or "",
+        "CONSENTGATE_PG_DBNAME": conn.schema or "postgres",
+        # dbt's target schema holds its models and (by default) the evidence tables: keep it where the
+        # operators write them, the connection's default schema.
+        "CONSENTGATE_PG_SCHEMA": os.environ.get("CONSENTGATE_PG_SCHEMA", "public"),
+    }
+    return env

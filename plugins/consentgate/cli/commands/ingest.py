@@ -1,0 +1,79 @@
+"""`consentgate ingest`: build the consent log from the policy's consent sources (docs/sources.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from consentgate.cli.common import Database, Json
+from consentgate.engine.policy import load
+from consentgate.engine.session import open_duckdb
+from consentgate.engine.source_config import source_named
+from consentgate.errors import PolicyError, one_line
+from consentgate.sources.ingest import ingest as run_ingest
+
+if TYPE_CHECKING:
+    from consentgate.sources.log import IngestRecord
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ingest)
+
+
+def ingest(
+    policy: Annotated[Path, typer.Option("--policy", "-p", help="Policy file (YAML) with a sources: section.")],
+    database: Database = Path("consentgate.duckdb"),
+    source: Annotated[
+        list[str] | None, typer.Option("--source", "-s", help="Ingest only this source (repeatable).")
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Append what is new in each consent source (past its watermark) to the consent log.
+
+    Idempotent: ingesting the same observations twice writes nothing. Every source is checked before
+    anything is written; a source that cannot be read stops the ingest with a one-line error and a
+    non-zero exit, so enforcement does not run on a log that misses a withdrawal. Counts only: no
+    subject identifier is printed or recorded.
+    """
+    try:
+        records = _run(policy, database, source or [])
+    except Exception as exc:  # noqa: BLE001 - one line, no traceback
+        typer.echo(f"consentgate: error: {one_line(exc)}", err=True)
+        raise typer.Exit(1) from None
+    _print(records, as_json)
+    failed = [r for r in records if r.status != "success"]
+    for r in failed:
+        typer.echo(f"consentgate: error: source {r.source}: {r.error}", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _run(policy: Path, database: Path, names: list[str]) -> list[IngestRecord]:
+    loaded = load(policy)
+    sources = loaded.sources
+    chosen = tuple(source_named(sources, n) for n in names) if names else sources
+    if not chosen:
+        raise PolicyError(f"policy file {str(policy)!r} declares no sources; add a sources: section (docs/sources.md)")
+    session = open_duckdb(database)
+    try:
+        return run_ingest(
+            session, chosen, consent_table=loaded.consent_table, columns=loaded.columns, raise_on_error=False
+        )
+    finally:
+        session.close()
+
+
+def _print(records: list[IngestRecord], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"ingests": [r.summary() for r in records]}, default=str))
+        return
+    for r in records:
+        rejected = ", ".join(f"{k}={v}" for k, v in sorted(r.rejected.items())) or "none"
+        wm = r.watermark_to.isoformat() if r.watermark_to else "none"
+        typer.echo(
+            f"{r.source} ({r.kind}, {r.source_table}): {r.status}; {r.observations_read} observations read, "
+            f"{r.events_written} events written; not written: {rejected}; watermark {wm}"
+        )

@@ -1,0 +1,239 @@
+"""A thin session over a DB-API connection (DuckDB or PostgreSQL), with the dialect it speaks."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from consentgate.errors import (
+    ConsentGateError,
+    DatabaseLockedError,
+    DatabaseNotFoundError,
+    NotADatabaseError,
+    error_class,
+    mask_url,
+    raise_unchained,
+    withheld,
+)
+from consentgate.rule.dialects import DUCKDB, Dialect, for_name
+from consentgate.rule.names import TableName
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Session:
+    """Executes statements on one connection; owns transaction boundaries."""
+
+    def __init__(self, connection: Any, dialect: Dialect, *, owned: bool = False) -> None:
+        self.connection = connection
+        self.dialect = dialect
+        self._owned = owned
+        # A DuckDB "cursor" is a second connection with its own transaction: use the connection itself.
+        self._cursor = connection if dialect is DUCKDB else connection.cursor()
+        self._default_schema: str | None = None
+        self._stage: tuple[str, object] = ("running a statement", None)
+
+    @contextmanager
+    def stage(self, what: str, table: object = None) -> Iterator[None]:
+        """Name what the block's statements do: a failing one raises a DatabaseError naming `what` and
+        `table` and the engine's error class, never the engine's message (it can quote row values)."""
+        before, self._stage = self._stage, (what, table)
+        try:
+            yield
+        finally:
+            self._stage = before
+
+    def _execute(self, sql: str, params: Sequence[Any], fetch: bool = False) -> list[Any] | None:
+        try:
+            # psycopg2 formats '%' only when given parameters; keep statements without them verbatim.
+            self._cursor.execute(sql, list(params) if params else None)
+            return self._cursor.fetchall() if fetch else None
+        except Exception as exc:
+            err = withheld(exc, *self._stage)
+            if err is exc:
+                raise
+        raise_unchained(err)
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        # DuckDB 2.0 streams results: drain them so the connection is free for the next statement.
+        self._execute(sql, params, fetch=self.dialect is DUCKDB)
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._execute(sql, params, fetch=True) or []]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+        rows = self.all(sql, params)
+        if not rows:
+            raise LookupError("query returned no row")
+        return rows[0]
+
+    def _autocommit(self) -> bool:
+        """A DB-API connection in autocommit mode (psycopg2 `autocommit = True`): its commit() and
+        rollback() do nothing, so transactions are opened and closed by explicit statements."""
+        return self.dialect is not DUCKDB and getattr(self.connection, "autocommit", False) is True
+
+    def begin(self) -> None:
+        if self.dialect is DUCKDB:
+            self.connection.begin()
+        elif self._autocommit():
+            self._cursor.execute("BEGIN")
+
+    def commit(self) -> None:
+        if self._autocommit():
+            self._cursor.execute("COMMIT")
+        else:
+            self.connection.commit()
+
+    def rollback(self) -> None:
+        try:
+            if self._autocommit():
+                self._cursor.execute("ROLLBACK")  # only a notice when no transaction is open
+            else:
+                self.connection.rollback()
+        except Exception:  # noqa: BLE001 - nothing to roll back
+            pass
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        self.begin()
+        try:
+            yield self
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    @property
+    def default_schema(self) -> str:
+        if self._default_schema is None:
+            self._default_schema = str(self.one(f"SELECT {self.dialect.default_schema_sql}")[0])
+        return self._default_schema
+
+    def columns(self, table: TableName) -> dict[str, str] | None:
+        """{column name: data type} of a table or view, or None when it does not exist."""
+        t = table.resolved(self.default_schema)
+        p = self.dialect.param
+        rows = self.all(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            f"WHERE lower(table_schema) = lower({p}) AND lower(table_name) = lower({p}) "
+            "ORDER BY ordinal_position",
+            [t.schema, t.name],
+        )
+        return {str(name): str(dtype) for name, dtype in rows} or None
+
+    def close(self) -> None:
+        if self._owned:
+            self.connection.close()
+
+
+def staged(what: str, table: Callable[..., object]) -> Callable[[F], F]:
+    """Decorate a method of an object holding `.session`: statements it runs fail as a DatabaseError
+    naming `what` and `table(self, *args)` (e.g. `reading the consent log 'main.consent_events'`)."""
+
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        def inner(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with self.session.stage(what, table(self, *args, **kwargs)):
+                return method(self, *args, **kwargs)
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
+
+
+#: No extension is installed or loaded behind consentgate's back (a SQLite file given as --database
+#: would otherwise make DuckDB download `sqlite_scanner` over the network).
+DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_MAGIC_OFFSET, _MAGIC, _HEADER_SIZE = 8, b"DUCK", 3 * 4096
+
+
+def check_duckdb_file(p: Path) -> None:
+    """Refuse, before DuckDB touches it, a file that is not a DuckDB database (SQLite, random bytes,
+    empty, cut short in its header), so a failed open never writes to it."""
+    if not p.is_file():
+        if p.exists():
+            raise NotADatabaseError(f"database path {str(p)!r} is not a file; pass a DuckDB database file")
+        return
+    size = p.stat().st_size
+    with p.open("rb") as f:
+        head = f.read(16)
+    if head.startswith(b"SQLite format 3"):
+        raise NotADatabaseError(f"database file {str(p)!r} is a SQLite database, not DuckDB; pass a DuckDB file")
+    if head[_MAGIC_OFFSET : _MAGIC_OFFSET + len(_MAGIC)] != _MAGIC:
+        raise NotADatabaseError(
+            f"database file {str(p)!r} is not a DuckDB database ({size} bytes, no DuckDB header); "
+            "pass a DuckDB file, or a path that does not exist yet to create one"
+        )
+    if size < _HEADER_SIZE:
+        raise NotADatabaseError(
+            f"database file {str(p)!r} is truncated ({size} bytes, shorter than a DuckDB header); "
+            "restore it from a backup"
+        )
+
+
+def open_failure(p: Path, exc: Exception) -> ConsentGateError:
+    text = str(exc)
+    if "lock" in text.lower():
+        m = re.search(r"\(PID (\d+)\)", text)
+        who = f" (PID {m.group(1)})" if m else ""
+        return DatabaseLockedError(
+            f"database file {str(p)!r} is locked by another process{who}; wait for it to finish or stop it, then retry"
+        )
+    return NotADatabaseError(
+        f"database file {str(p)!r} cannot be opened by DuckDB ({error_class(exc)}: damaged, truncated or "
+        "written by another DuckDB version); restore it from a backup"
+    )
+
+
+def open_duckdb(path: str | Path, *, read_only: bool = False, must_exist: bool = True) -> Session:
+    """Open a DuckDB file, with extension auto-install and auto-load off. A file that is not a DuckDB
+    database is refused before DuckDB opens it; a lock held by another process becomes a one-line
+    DatabaseLockedError."""
+    import duckdb
+
+    p = Path(path)
+    memory = str(path) == ":memory:"
+    if must_exist and not memory and not p.exists():
+        raise DatabaseNotFoundError(
+            f"database file {mask_url(str(p))!r} does not exist; create it first (e.g. `consentgate demo --database {p}`)"
+        )
+    if not memory:
+        check_duckdb_file(p)
+    try:
+        con = duckdb.connect(str(p), read_only=read_only, config=dict(DUCKDB_CONFIG))
+    except duckdb.Error as exc:
+        failure = open_failure(p, exc)
+    else:
+        return Session(con, DUCKDB, owned=True)
+    raise_unchained(failure)
+
+
+def session_for(connection: Any, dialect: str | Dialect | None = None) -> Session:
+    """Wrap a connection someone else owns (an Airflow hook's, a test's)."""
+    if isinstance(dialect, Dialect):
+        d = dialect
+    elif dialect:
+        d = for_name(dialect)
+    else:
+        d = DUCKDB if "duckdb" in type(connection).__module__ else for_name("postgres")
+    return Session(connection, d, owned=False)
+
+
+def resolved_key(session: Session, table: TableName) -> tuple[str, str]:
+    """Which table `table` names in this session, as the engine resolves it: the (schema, name) of the
+    existing relation (PostgreSQL: through the search_path, via to_regclass), else the schema a
+    CREATE would use (the current schema). Lower case: a false match only refuses, never overwrites."""
+    table.check_length(session.dialect.name)
+    if session.dialect.name == "postgres":
+        rows = session.all(
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.oid = to_regclass(%s)",
+            [table.sql()],
+        )
+        if rows:
+            return (str(rows[0][0]).lower(), str(rows[0][1]).lower())
+    return table.key(session.default_schema)

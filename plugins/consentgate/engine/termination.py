@@ -1,0 +1,87 @@
+"""SIGTERM as a recorded failure, like Ctrl-C: what Airflow and most schedulers send on a timeout or stop.
+
+While `sigterm_raises()` is active (main thread only), SIGTERM raises `Terminated` in the running code,
+after calling the handler installed before it (Airflow's task runner calls the operator's on_kill),
+so the engine rolls back the open transaction and records the run as failed. Ctrl-C (SIGINT) keeps
+raising KeyboardInterrupt, and is remembered too: a database driver may turn either into its own
+"query interrupted" error, which must not let a run go on with its next dataset (see `check`).
+SIGKILL cannot be caught: such a run stays `running` and readers show it as `stale`
+(consentgate.engine.lineage.effective_status).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+MESSAGE = "terminated by SIGTERM"
+INTERRUPTED = "interrupted (SIGINT)"
+_state: dict[str, int | None] = {"received": None}
+
+
+class Terminated(BaseException):
+    """The process received SIGTERM while consentgate was working (a BaseException, like KeyboardInterrupt)."""
+
+    def __init__(self, message: str = MESSAGE) -> None:
+        super().__init__(message)
+
+
+def received() -> str | None:
+    """What stopped the work (MESSAGE or INTERRUPTED) if a signal arrived in a sigterm_raises() block."""
+    sig = _state["received"]
+    if sig is None:
+        return None
+    return MESSAGE if sig == signal.SIGTERM else INTERRUPTED
+
+
+def check() -> None:
+    """Raise Terminated (or KeyboardInterrupt) if a signal arrived, even when something caught it."""
+    sig = _state["received"]
+    if sig == signal.SIGTERM:
+        raise Terminated()
+    if sig == signal.SIGINT:
+        raise KeyboardInterrupt()
+
+
+def _handler(previous: Any, sig: int) -> Callable[[int, Any], None]:
+    def handler(signum: int, frame: Any) -> None:
+        _state["received"] = sig
+        if callable(previous):
+            previous(signum, frame)  # SIGINT's default raises KeyboardInterrupt here
+        if sig == signal.SIGTERM:
+            raise Terminated()
+
+    handler.consentgate_raises = True  # type: ignore[attr-defined]
+    return handler
+
+
+@contextmanager
+def _installed(sig: int) -> Iterator[None]:
+    previous = signal.getsignal(sig)
+    if previous in (signal.SIG_IGN, None) or getattr(previous, "consentgate_raises", False):
+        yield
+        return
+    signal.signal(sig, _handler(previous, sig))
+    try:
+        yield
+    finally:
+        signal.signal(sig, previous)
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into `Terminated` for the block (and remember SIGINT); previous handlers are called
+    first, then restored. Outside the main thread signals cannot be handled: the block runs as is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    outermost = not getattr(signal.getsignal(signal.SIGTERM), "consentgate_raises", False)
+    if outermost:
+        _state["received"] = None
+    with ExitStack() as stack:
+        stack.enter_context(_installed(signal.SIGTERM))
+        stack.enter_context(_installed(signal.SIGINT))
+        yield

@@ -1,0 +1,1 @@
+"""Evidence readers: run verification, the subject report, the HTML run report, OpenLineage events."""
