@@ -89,6 +89,25 @@ def test_ingest_then_run_and_a_gpc_signal_removes_the_subject_on_the_next_run(wa
     assert kept(db) == [("c2", "/a")]
 
 
+def test_lineage_shows_each_ingest_with_its_counts_and_no_subject(warehouse) -> None:
+    db, policy = warehouse
+    assert cg("ingest", "--policy", str(policy), "--database", str(db)).returncode == 0
+    out = cg("lineage", "--database", str(db), "--json")
+    assert out.returncode == 0, out.stderr
+    ingests = {i["source"]: i for i in json.loads(out.stdout)["ingests"]}
+    assert set(ingests) == {"banner", "web_gpc"}
+    assert (ingests["banner"]["status"], ingests["banner"]["observations_read"], ingests["banner"]["events_written"]) == (
+        "success",
+        3,
+        3,
+    )
+    text = cg("lineage", "--database", str(db))
+    assert text.returncode == 0 and "consent sources ingested" in text.stdout and "raw.optanon" in text.stdout
+    shown = json.dumps([{k: v for k, v in i.items() if k != "ingest_id"} for i in ingests.values()])  # hex ids
+    for subject in ("c1", "c2", "c3"):
+        assert subject not in text.stdout and subject not in shown
+
+
 def test_a_source_that_cannot_be_read_is_one_line_on_stderr_and_a_non_zero_exit(warehouse) -> None:
     db, policy = warehouse
     con = duckdb.connect(str(db))

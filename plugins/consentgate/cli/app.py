@@ -20,6 +20,7 @@ from consentgate.engine.session import open_duckdb
 from consentgate.engine.termination import Terminated, sigterm_raises
 from consentgate.errors import RunNotFoundError, one_line
 from consentgate.evidence.openlineage import emit_failed_run, emit_run
+from consentgate.sources.log import read_ingests
 
 app = typer.Typer(
     name="consentgate",
@@ -136,10 +137,12 @@ def lineage_cmd(
     limit: Annotated[int, typer.Option(help="How many runs to list.")] = 20,
     as_json: Json = False,
 ) -> None:
-    """Show recorded runs and their per-dataset counts. A run recorded as running whose process is gone
-    (or that started over a day ago) is shown as stale: it was killed and never finished."""
+    """Show recorded runs and their per-dataset counts, and the latest ingests of consent sources. A run
+    recorded as running whose process is gone (or that started over a day ago) is shown as stale: it was
+    killed and never finished."""
     try:
         with duckdb_session(database, read_only=True) as session:
+            ingests = [] if run_id else read_ingests(session, limit=limit)
             if not lineage.has_tables(session):
                 runs = []
             else:
@@ -152,9 +155,10 @@ def lineage_cmd(
     except Exception as exc:  # noqa: BLE001
         fail(exc)
     if as_json:
-        emit_json({"runs": runs})
+        emit_json({"runs": runs, "ingests": ingests})
     else:
         output.print_runs(runs)
+        output.print_ingests(ingests)
 
 
 def _register_commands() -> None:

@@ -17,15 +17,40 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _results_table(title: str) -> Table:
+    # overflow="fold": a narrow terminal wraps a name or an id, never cuts it (a run id must be pasteable)
     table = Table(title=title, title_justify="left")
-    table.add_column("dataset")
-    table.add_column("target")
-    table.add_column("purpose")
-    table.add_column("in", justify="right")
-    table.add_column("out", justify="right")
+    table.add_column("dataset", overflow="fold")
+    table.add_column("target", overflow="fold")
+    table.add_column("purpose", overflow="fold")
+    table.add_column("in", justify="right", overflow="fold")
+    table.add_column("out", justify="right", overflow="fold")
     for reason in REASONS:
-        table.add_column(reason.replace("_", " "), justify="right")
+        table.add_column(reason.replace("_", " "), justify="right", overflow="fold")
     return table
+
+
+def print_ingests(ingests: Iterable[Mapping[str, Any]]) -> None:
+    """The latest ingests of consent sources: counts only (docs/sources.md)."""
+    ingests = list(ingests)
+    if not ingests:
+        return
+    table = Table(title="consent sources ingested (newest first)", title_justify="left")
+    for name in ("source", "kind", "table", "status", "started", "read", "written", "not written", "watermark"):
+        table.add_column(name, overflow="fold", justify="right" if name in ("read", "written") else "left")
+    for i in ingests:
+        rejected = ", ".join(f"{k}={v:,}" for k, v in sorted((i.get("rejected") or {}).items())) or "none"
+        table.add_row(
+            escape(str(i["source"])),
+            escape(str(i["kind"])),
+            escape(str(i["source_table"])),
+            escape(str(i["status"])),
+            str(i["started_at"]),
+            f"{i['observations_read']:,}",
+            f"{i['events_written']:,}",
+            escape(rejected),
+            str(i.get("watermark_to") or "none"),
+        )
+    console.print(table)
 
 
 def print_results(
