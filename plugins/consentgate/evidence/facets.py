@@ -2,7 +2,7 @@
 
 Import this module lazily (it loads the OpenLineage client). Counts and names only; never a subject id.
 
-Each facet has a JSON Schema in the package (`consentgate/facet_schemas/<Facet>.json`, an OpenLineage
+Each facet has a JSON Schema in the package (`consentgate/evidence/facet_schemas/<Facet>.json`, an OpenLineage
 custom facet schema extending the spec's RunFacet). `_schemaURL` points at it: under the base URL in
 CONSENTGATE_FACET_SCHEMA_BASE when set (where you publish that folder), else at the installed file
 (`file://...`, which resolves on the machine that emitted the event). `_producer` is consentgate's own
