@@ -263,6 +263,25 @@ def test_an_exact_subject_column_name_wins_over_a_case_insensitive_one(pg_db) ->
 
 
 @pytest.mark.postgres
+def test_an_exact_table_name_wins_and_two_tables_differing_only_in_case_are_refused(pg_db) -> None:
+    """Tables "T" and t must never merge their columns: the exact name is the one the SQL reads."""
+    con = pg_db.connect()
+    db = Db(con, "postgres")
+    db.load([Event("a", "ads", "granted", JAN), Event("b", "ads", "granted", JAN)], [], subject="TEXT", consent_subject="TEXT")
+    db.run('CREATE TABLE "Two" (cid TEXT, row_id BIGINT)')
+    db.run('CREATE TABLE two (customer TEXT, row_id BIGINT)')
+    db.run("""INSERT INTO "Two" VALUES ('a', 1)""")
+    db.run("INSERT INTO two VALUES ('b', 2)")
+    assert db.enforce(source="Two", subject_column="cid").rows_in == 1 and db.kept() == [1]
+    assert db.enforce(source="two", subject_column="customer").rows_in == 1 and db.kept() == [2]
+    with pytest.raises(errors.SourceError, match=r"subject column 'cid' is not in source 'two'"):
+        db.enforce(source="two", subject_column="cid")  # the old lookup merged "Two"'s columns in
+    with pytest.raises(errors.InvalidIdentifierError, match=r"'TWO' matches 'public.Two' and 'public.two'"):
+        db.enforce(source="TWO", subject_column="cid")
+    con.close()
+
+
+@pytest.mark.postgres
 def test_two_case_insensitive_consent_columns_and_no_exact_one_fail_naming_both(pg_db) -> None:
     con = pg_db.connect()
     db = Db(con, "postgres")

@@ -13,6 +13,7 @@ from consentgate.errors import (
     ConsentGateError,
     DatabaseLockedError,
     DatabaseNotFoundError,
+    InvalidIdentifierError,
     NotADatabaseError,
     error_class,
     mask_url,
@@ -118,12 +119,22 @@ class Session:
         t = table.resolved(self.default_schema)
         p = self.dialect.param
         rows = self.all(
-            "SELECT column_name, data_type FROM information_schema.columns "
+            "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
             f"WHERE lower(table_schema) = lower({p}) AND lower(table_name) = lower({p}) "
-            "ORDER BY ordinal_position",
+            "ORDER BY table_schema, table_name, ordinal_position",
             [t.schema, t.name],
         )
-        return {str(name): str(dtype) for name, dtype in rows} or None
+        found = {(str(r[0]), str(r[1])) for r in rows}
+        # An exact name wins (consentgate quotes every identifier); two tables that differ only in case
+        # and neither named exactly would merge their columns: refuse, naming both.
+        chosen = (t.schema, t.name) if (t.schema, t.name) in found else None
+        if chosen is None and len(found) > 1:
+            names = " and ".join(repr(f"{a}.{b}") for a, b in sorted(found))
+            raise InvalidIdentifierError(
+                f"table {str(table)!r} matches {names}, which differ only in case; name one exactly"
+            )
+        chosen = chosen or next(iter(found), None)
+        return {str(r[2]): str(r[3]) for r in rows if (str(r[0]), str(r[1])) == chosen} or None
 
     def close(self) -> None:
         if self._owned:
