@@ -10,10 +10,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import duckdb
-from conftest import Db
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pgserver import fresh_database
+from sources_db import Db
 
 T0 = datetime(2026, 3, 1)
 SUBJECTS = ["a", "b"]  # few subjects and instants: observations of one key meet often
