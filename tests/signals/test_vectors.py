@@ -12,7 +12,7 @@ from tcbits import gpp_header
 
 VECTORS = yaml.safe_load((Path(__file__).parent / "vectors.yaml").read_text())
 SOURCES = {"InteractiveAdvertisingBureau/iabtcf-es", "InteractiveAdvertisingBureau/iabtcf-java",
-           "IABTechLab/iabgpp-es", "prebid/go-gdpr", "prebid/go-gpp"}  # fmt: skip
+           "IABTechLab/iabgpp-es", "IABTechLab/iabgpp-java", "prebid/go-gdpr", "prebid/go-gpp"}  # fmt: skip
 
 
 def _id(vector: dict[str, Any]) -> str:
@@ -46,6 +46,8 @@ def test_must_fail(vector: dict[str, Any]) -> None:
 
 
 def test_every_vector_names_its_source_file() -> None:
+    repos = {v["source"]["repo"] for v in VECTORS["decodes"] + VECTORS["fails"]}
+    assert repos == SOURCES  # every reference repository the issue names contributes vectors
     for vector in VECTORS["decodes"] + VECTORS["fails"]:
         source = vector["source"]
         assert source["repo"] in SOURCES and source["path"] and source["test"], vector
