@@ -140,6 +140,15 @@ def _retryable_class(exc: BaseException) -> bool:
     return name in {"OperationalError", "InterfaceError", "ConnectionException", "IOException"}
 
 
+def shown(value: object) -> str:
+    """A value received, for an error message: short text quoted, anything else by its type only."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
 def retryable(exc: BaseException) -> bool:
     """True only for failures that may go away by themselves (a locked file, a lost connection).
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from consentgate.engine.source_config import Source, parse_sources
-from consentgate.errors import InvalidIdentifierError, PolicyError
+from consentgate.errors import InvalidIdentifierError, PolicyError, shown
 from consentgate.rule.names import TableName, column
 from consentgate.rule.semantics import NORMALIZATIONS, ConsentColumns, fold_case
 
@@ -204,14 +204,6 @@ def load(path: str | Path) -> Policy:
     return parse(data, source=str(p))
 
 
-def _shown(value: Any) -> str:
-    """A value received, for an error message: short text quoted, anything else by its type only."""
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
-    if value is None or isinstance(value, bool | int | float):
-        return repr(value)
-    return f"a {type(value).__name__}"
-
 
 class _Reader:
     """Validates one policy document; every error names the source and the field."""
@@ -236,17 +228,17 @@ class _Reader:
     def purpose(self, value: Any, field: str) -> str:
         """A purpose name: trimmed of spaces only, as the rule trims purposes (docs/semantics.md, rule 3)."""
         if not isinstance(value, str) or not value.strip(" "):
-            raise self.fail(field, f"expected non-empty text, got {_shown(value)}")
+            raise self.fail(field, f"expected non-empty text, got {shown(value)}")
         return value.strip(" ")
 
     def text(self, value: Any, field: str) -> str:
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(field, f"expected non-empty text, got {_shown(value)}")
+            raise self.fail(field, f"expected non-empty text, got {shown(value)}")
         return value.strip()
 
     def name(self, fn: Any, value: Any, field: str) -> Any:
         if not isinstance(value, str):
-            raise self.fail(field, f"expected a name, got {_shown(value)}")
+            raise self.fail(field, f"expected a name, got {shown(value)}")
         try:
             return fn(value)
         except InvalidIdentifierError as exc:
@@ -298,7 +290,7 @@ class _Reader:
         self.name(TableName.parse, ds.target, f"{f}.target")
         self.name(column, ds.subject_column, f"{f}.subject_column")
         if ds.normalize is not None and ds.normalize not in NORMALIZATIONS:
-            raise self.fail(f"{f}.normalize", f"unknown normalisation {_shown(ds.normalize)} (allowed: lower or null)")
+            raise self.fail(f"{f}.normalize", f"unknown normalisation {shown(ds.normalize)} (allowed: lower or null)")
         if fold_case(ds.purpose) not in purposes:
             raise self.fail(f"{f}.purpose", f"purpose {ds.purpose!r} is not declared under purposes")
         return ds
@@ -315,7 +307,7 @@ def parse(data: Any, source: str = "policy") -> Policy:
     top = r.mapping(data, "policy", {"version", "consent", "purposes", "datasets", "sources"}, {"purposes", "datasets"})
     version = top.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int | str) or len(str(version)) > 60):
-        raise r.fail("version", f"expected a number or a short text, got {_shown(version)}")
+        raise r.fail("version", f"expected a number or a short text, got {shown(version)}")
     table, columns = r.consent(top.get("consent"))
     purposes = r.purposes(top["purposes"])
     declared = {fold_case(p.name) for p in purposes}

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from consentgate.errors import InvalidIdentifierError, PolicyError
+from consentgate.errors import InvalidIdentifierError, PolicyError, shown
 from consentgate.rule.names import TableName, column
 from consentgate.signals.usable import US_OPT_OUT_FIELDS
 
@@ -142,13 +142,6 @@ class Source:
         return tuple(dict.fromkeys(out))
 
 
-def _shown(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
-    if value is None or isinstance(value, bool | int | float):
-        return repr(value)
-    return f"a {type(value).__name__}"
-
 
 class _Reader:
     def __init__(self, where: str, purposes: set[str]) -> None:
@@ -160,16 +153,16 @@ class _Reader:
 
     def mapping(self, value: Any, field: str) -> dict[str, Any]:
         if not isinstance(value, dict) or not value:
-            raise self.fail(field, f"expected a non-empty mapping, got {_shown(value)}")
+            raise self.fail(field, f"expected a non-empty mapping, got {shown(value)}")
         for key in value:
             if not isinstance(key, str) or not key.strip():
-                raise self.fail(field, f"keys must be non-empty text, got {_shown(key)}")
+                raise self.fail(field, f"keys must be non-empty text, got {shown(key)}")
         return value
 
     def purpose(self, value: Any, field: str) -> str:
         if not isinstance(value, str) or value.strip(" ").lower() not in self.declared:
             allowed = ", ".join(sorted(self.declared.values()))
-            raise self.fail(field, f"purpose {_shown(value)} is not declared under purposes (declared: {allowed})")
+            raise self.fail(field, f"purpose {shown(value)} is not declared under purposes (declared: {allowed})")
         return self.declared[value.strip(" ").lower()]
 
     def purposes(self, value: Any, field: str) -> tuple[str, ...]:
@@ -184,12 +177,12 @@ class _Reader:
         if not isinstance(value, list) or any(
             isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high for v in value
         ):
-            raise self.fail(field, f"expected a list of whole numbers {low}-{high}, got {_shown(value)}")
+            raise self.fail(field, f"expected a list of whole numbers {low}-{high}, got {shown(value)}")
         return tuple(sorted(set(value)))
 
     def text(self, value: Any, field: str) -> str:
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(field, f"expected non-empty text, got {_shown(value)}")
+            raise self.fail(field, f"expected non-empty text, got {shown(value)}")
         return value.strip()
 
 
@@ -247,10 +240,10 @@ def _rules(r: _Reader, kind: Kind, raw: Any, field: str) -> tuple[TcfRule, ...]:
             raise r.fail(f"{f}.{unknown[0]}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
         outs = spec.get("us_opt_outs") or []
         if not isinstance(outs, list) or any(o not in US_OPT_OUT_FIELDS for o in outs):
-            raise r.fail(f"{f}.us_opt_outs", f"expected a list of {', '.join(US_OPT_OUT_FIELDS)}, got {_shown(outs)}")
+            raise r.fail(f"{f}.us_opt_outs", f"expected a list of {', '.join(US_OPT_OUT_FIELDS)}, got {shown(outs)}")
         gpc = spec.get("gpc", False)
         if not isinstance(gpc, bool):
-            raise r.fail(f"{f}.gpc", f"expected true or false, got {_shown(gpc)}")
+            raise r.fail(f"{f}.gpc", f"expected true or false, got {shown(gpc)}")
         rule = TcfRule(
             purpose=r.purpose(key, f),
             tcf_purposes=r.ints(spec.get("tcf_purposes"), f"{f}.tcf_purposes", 1, 24),
@@ -280,12 +273,12 @@ def _source(r: _Reader, raw: Any, i: int) -> Source:
     try:
         column(name, f"{f}.name")
     except InvalidIdentifierError:
-        raise r.fail(f"{f}.name", f"source name {_shown(name)} must be letters, digits and underscores") from None
+        raise r.fail(f"{f}.name", f"source name {shown(name)} must be letters, digits and underscores") from None
     kinds = ", ".join(k.value for k in Kind)
     try:
         kind = Kind(str(item["kind"])) if isinstance(item.get("kind"), str) else Kind("")
     except ValueError:
-        raise r.fail(f"{f}.kind", f"unknown kind {_shown(item.get('kind'))} (one of: {kinds})") from None
+        raise r.fail(f"{f}.kind", f"unknown kind {shown(item.get('kind'))} (one of: {kinds})") from None
     table = r.text(item.get("table"), f"{f}.table")
     try:
         TableName.parse(table, "source table")
@@ -293,7 +286,7 @@ def _source(r: _Reader, raw: Any, i: int) -> Source:
         raise r.fail(f"{f}.table", str(exc)) from None
     fmt = item.get("format")
     if fmt is not None and (kind is not Kind.ONETRUST or fmt not in ONETRUST_FORMATS):
-        raise r.fail(f"{f}.format", f"{_shown(fmt)}: only kind onetrust has a format (cookie or receipts)")
+        raise r.fail(f"{f}.format", f"{shown(fmt)}: only kind onetrust has a format (cookie or receipts)")
     rules: tuple[TcfRule, ...] = ()
     vocabulary: tuple[tuple[str, tuple[str, ...]], ...] = ()
     if kind in (Kind.TCF, Kind.GPP):
@@ -321,7 +314,7 @@ def parse_sources(raw: Any, purposes: set[str], where: str = "policy") -> tuple[
         return ()
     r = _Reader(where, purposes)
     if not isinstance(raw, list):
-        raise r.fail("sources", f"expected a list of sources, got {_shown(raw)}")
+        raise r.fail("sources", f"expected a list of sources, got {shown(raw)}")
     out = [_source(r, item, i) for i, item in enumerate(raw)]
     seen: dict[str, int] = {}
     for i, s in enumerate(out):
