@@ -97,3 +97,44 @@ def test_bad_arguments_fail_the_parse_with_a_message_naming_macro_argument_and_v
     assert result["success"] is False
     assert "Compilation Error in model bad (models/bad.sql)" in str(result["error"])
     assert BAD[name][1] in str(result["error"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "sql", "on_run_end", "message"),
+    [
+        (
+            "purge_hook_on_a_table",
+            "{{ config(materialized='table', post_hook=\"{{ consentgate.purge_withdrawn('ad_targeting', 'subject') }}\") }}"
+            "\nselect 1 as subject",
+            None,
+            "consentgate.purge_withdrawn: is a post-hook for incremental models; model bad is materialized as table",
+        ),
+        (
+            "log_lineage_without_results",
+            "select 1 as subject",
+            "{{ consentgate.log_lineage() }}",
+            "consentgate.log_lineage: argument 'results' is required",
+        ),
+    ],
+)
+def test_misuse_that_only_a_run_can_see_fails_naming_it(
+    tmp_path: Path, name: str, sql: str, on_run_end: str | None, message: str
+) -> None:
+    """purge_withdrawn on a non-incremental model would silently do nothing, and log_lineage() without
+    `results` would record a successful run with no rows: both fail the dbt run instead."""
+    project = _project(tmp_path / name, sql)
+    if on_run_end:
+        with (project / "dbt_project.yml").open("a") as f:
+            f.write(f"on-run-end: [{json.dumps(on_run_end)}]\n")
+    env = {**os.environ, **duckdb_backend(tmp_path / "w.duckdb").env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    dbt = Path(sys.executable).with_name("dbt")
+    proc = subprocess.run(
+        [str(dbt), "run", "--select", "bad", "--project-dir", str(project), "--profiles-dir", str(project)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert message in proc.stdout

@@ -19,6 +19,13 @@
 {% endmacro %}
 
 {% macro default__purge_withdrawn(purpose, subject_column, normalize=none, as_of=none, consent_relation=none) %}
+  {#- At run time the model's config is final (at parse, config() in the model body is not applied yet). -#}
+  {%- if execute and model.config.materialized != 'incremental' -%}
+    {%- do exceptions.raise_compiler_error(
+        "consentgate.purge_withdrawn: is a post-hook for incremental models; model " ~ this.identifier
+        ~ " is materialized as " ~ model.config.materialized
+        ~ ", which consented() already filters on every build: remove the hook") -%}
+  {%- endif -%}
   {%- set spec = consentgate._call_spec('consentgate.purge_withdrawn', this, subject_column, purpose, as_of, normalize, consent_relation) -%}
   {%- if not execute -%}
     {{ return('') }}

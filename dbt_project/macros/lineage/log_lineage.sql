@@ -16,7 +16,11 @@
   lineage rows are added. consent_fingerprint is the Python engine's fingerprint of the consent log
   as of T (see consent_snapshot), so `consentgate verify` can check a dbt run too.
 -#}
-{% macro log_lineage(results) %}
+{% macro log_lineage(results=none) %}
+  {#- Without `results` it would record a successful run with no rows: on-run-end must pass them. -#}
+  {%- if results is none or results is string -%}
+    {%- do consentgate._fail('consentgate.log_lineage', 'results', "is required: call it as on-run-end: \"{{ consentgate.log_lineage(results) }}\"", results) -%}
+  {%- endif -%}
   {{ return(adapter.dispatch('log_lineage', 'consentgate')(results)) }}
 {% endmacro %}
 
