@@ -48,3 +48,27 @@ def test_coverage_passes_for_the_example_and_reports_a_leaky_model(
     assert failed.returncode == 1
     assert LEAKY_PATH in failed.stdout
     assert "consentgate coverage: 1 violation(s)" in failed.stdout
+
+
+def test_a_consented_call_for_the_wrong_purpose_is_reported_naming_the_purpose_found(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    project = copy_package(tmp_path / "pkg", install=False)
+    backend = duckdb_backend(tmp_path / "coverage.duckdb")
+    run_dbt(project, ["deps"], backend)
+    (project / "models" / "ad_targeting" / "ad_wrong_purpose.sql").write_text(
+        "{{ config(meta={'consentgate': {'ad_targeting': true, 'purpose': 'ad_targeting'}}) }}\n"
+        "select * from ({{ consentgate.consented(ref('stg_web_events'), 'customer_id', 'email_marketing') }}) as w\n"
+    )
+    prefix = "model.consentgate_integration_tests."
+    expected = (
+        f"{prefix}ad_wrong_purpose <- {prefix}stg_web_events <- source.consentgate_integration_tests.marketing.web_events"
+        " (personal data, purpose ad_targeting): no consented() call for 'ad_targeting'"
+        f" ({prefix}ad_wrong_purpose calls consented() for 'email_marketing')"
+    )
+    run_dbt(project, ["parse"], backend)
+    capsys.readouterr()
+    assert coverage_command(project / "target" / "manifest.json", as_json=False) == 1
+    assert expected in capsys.readouterr().out.splitlines()
+    failed = run_dbt(project, ["run-operation", "check_coverage"], backend, ok=False)
+    assert failed.returncode == 1 and expected in failed.stdout

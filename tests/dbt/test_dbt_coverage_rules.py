@@ -138,7 +138,7 @@ def test_consented_for_another_purpose_does_not_cover() -> None:
     )
     assert messages(find_violations(m)) == [
         "model.p.ad_audience <- model.p.stg <- source.p.raw.web_events (personal data, purpose ad_targeting): "
-        "no consented() call"
+        "no consented() call for 'ad_targeting' (model.p.stg calls consented() for 'analytics')"
     ]
 
 

@@ -16,7 +16,18 @@
       {%- set is_gate = node.get('resource_type') == 'model' and purpose in consentgate._coverage_gate_purposes(node) -%}
       {%- if not is_gate -%}
         {%- if current != start_id and consentgate._coverage_marks(node).personal_data -%}
-          {%- do violations.append((path | join(' <- ')) ~ " (personal data, purpose " ~ purpose ~ "): no consented() call") -%}
+          {%- set others = [] -%}
+          {%- for uid in path -%}
+            {%- set on_path = nodes.get(uid) or {} -%}
+            {%- set found = consentgate._coverage_gate_purposes(on_path) | unique | sort | list if on_path.get('resource_type') == 'model' else [] -%}
+            {%- if found -%}
+              {%- set quoted = [] -%}
+              {%- for p in found -%}{%- do quoted.append("'" ~ p ~ "'") -%}{%- endfor -%}
+              {%- do others.append(uid ~ " calls consented() for " ~ (quoted | join(', '))) -%}
+            {%- endif -%}
+          {%- endfor -%}
+          {%- set reason = "no consented() call" ~ ((" for '" ~ purpose ~ "' (" ~ (others | join('; ')) ~ ")") if others else "") -%}
+          {%- do violations.append((path | join(' <- ')) ~ " (personal data, purpose " ~ purpose ~ "): " ~ reason) -%}
         {%- endif -%}
         {%- for parent in ((node.get('depends_on') or {}).get('nodes') or []) | sort -%}
           {%- if parent not in seen -%}

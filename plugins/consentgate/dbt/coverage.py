@@ -187,6 +187,21 @@ def ad_targeting_models(manifest: Mapping[str, Any]) -> list[str]:
     return sorted(uid for uid, node in nodes.items() if isinstance(node, Mapping) and is_ad_targeting(node))
 
 
+def _reason(
+    path: tuple[str, ...], purpose: str, graph: Mapping[str, Mapping[str, Any]], macros: Mapping[str, Any]
+) -> str:
+    """`no consented() call`, naming the other purposes a model on the path does call consented() for
+    (a wrong purpose is the usual cause)."""
+    others = []
+    for uid in path:
+        node = graph.get(uid) or {}
+        if node.get("resource_type") == "model":
+            found = sorted(gate_purposes(node, macros))
+            if found:
+                others.append(f"{uid} calls consented() for {', '.join(repr(p) for p in found)}")
+    return "no consented() call" + (f" for {purpose!r} ({'; '.join(others)})" if others else "")
+
+
 def _walk(
     start: str, purpose: str, graph: Mapping[str, Mapping[str, Any]], macros: Mapping[str, Any]
 ) -> list[Violation]:
@@ -201,7 +216,7 @@ def _walk(
         if node.get("resource_type") == "model" and purpose in gate_purposes(node, macros):
             continue
         if current != start and is_personal_data(node):
-            violations.append(Violation(start, purpose, path, "no consented() call"))
+            violations.append(Violation(start, purpose, path, _reason(path, purpose, graph, macros)))
         for parent in sorted((node.get("depends_on") or {}).get("nodes") or []):
             if parent not in seen:
                 seen.add(parent)
