@@ -111,6 +111,12 @@ def test_bad_arguments_fail_the_parse_with_a_message_naming_macro_argument_and_v
             "consentgate.purge_withdrawn: is a post-hook for incremental models; model bad is materialized as table",
         ),
         (
+            "subject_column_not_in_the_relation",
+            "{{ consentgate.consented(ref('rows'), 'customer_id', 'ad_targeting') }}",
+            None,
+            "consentgate.consented: argument 'subject_column' is not a column of",
+        ),
+        (
             "log_lineage_without_results",
             "select 1 as subject",
             "{{ consentgate.log_lineage() }}",
@@ -130,7 +136,7 @@ def test_misuse_that_only_a_run_can_see_fails_naming_it(
     env = {**os.environ, **duckdb_backend(tmp_path / "w.duckdb").env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     dbt = Path(sys.executable).with_name("dbt")
     proc = subprocess.run(
-        [str(dbt), "run", "--select", "bad", "--project-dir", str(project), "--profiles-dir", str(project)],
+        [str(dbt), "run", "--select", "rows", "bad", "--project-dir", str(project), "--profiles-dir", str(project)],
         capture_output=True,
         text=True,
         env=env,

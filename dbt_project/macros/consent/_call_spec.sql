@@ -17,6 +17,7 @@
     {%- do consentgate._fail(macro_name, 'subject_column', 'is required: the column holding the subject id', subject_column) -%}
   {%- endif -%}
   {%- set subject_sql = consentgate._identifier(subject_column, macro_name, 'subject_column') -%}
+  {%- do consentgate._check_subject_column(macro_name, relation, subject_column) -%}
   {%- if purpose is not string or purpose | trim(' ') == '' -%}
     {%- do consentgate._fail(macro_name, 'purpose', 'is required: a non-blank purpose such as ad_targeting', purpose) -%}
   {%- endif -%}
