@@ -1,5 +1,6 @@
-"""Nightly consent enforcement: check the consent log, enforce every dataset of the policy, rebuild the
-dbt ad-targeting models, audit every ad-targeting output, and close the run record.
+"""Nightly consent enforcement: ingest every consent source of the policy, check the consent log,
+enforce every dataset of the policy, rebuild the dbt ad-targeting models, audit every ad-targeting
+output, and close the run record.
 
 Wiring only; the logic lives in the consentgate package (docs/airflow.md). Parsing this file opens no
 connection and reads no Variable: the policy path and connection id are read when the run starts
@@ -71,7 +72,27 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
 
-    @task
+    @task(pool="default_pool")
+    def plan_sources(**context):
+        """One entry per consent source of the policy (none: one entry that ingests nothing)."""
+        from consentgate.airflow.tasks import source_plan
+
+        return source_plan(context)
+
+    @task(map_index_template="{{ consent_source | default('') }}")
+    def ingest_source(name, **context):
+        """Ingest one consent source into the consent log; counts only. A failure stops the run."""
+        from airflow.sdk import get_current_context
+        from consentgate.airflow.tasks import ingest_source as ingest
+
+        get_current_context()["consent_source"] = name or "(no sources)"  # the task instance's label
+        return ingest(name, context)
+
+    ingested = ingest_source.expand_kwargs(plan_sources())
+
+    # none_failed: a skipped ingest (an empty plan) lets the run go on; a failed ingest (a withdrawal
+    # may be missing from the log) stops the consent check and every enforcement.
+    @task(trigger_rule="none_failed")
     def check_consent_source(**context):
         """Fail closed on a missing/unreadable consent log; open the run; return one entry per dataset."""
         from consentgate.airflow.tasks import check_consent_source as check
@@ -79,6 +100,7 @@ with DAG(
         return check(context)
 
     datasets = check_consent_source()
+    ingested >> datasets
 
     enforce = ConsentFilterOperator.partial(
         task_id="enforce_consent",

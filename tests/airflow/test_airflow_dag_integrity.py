@@ -13,6 +13,7 @@ from cg_airflow import AIRFLOW_ENV, REPO
 DAG_ID = "consent_enforcement_nightly"
 DAG_FILE = REPO / "dags" / "consent_enforcement_nightly.py"
 WAREHOUSE_TASKS = (
+    "ingest_source",
     "check_consent_source",
     "enforce_consent",
     "dbt_build_ad_targeting",
@@ -44,6 +45,8 @@ def test_nightly_dag_runs_daily_at_two_utc_one_run_at_a_time(dagbag) -> None:
 def test_nightly_dag_has_the_enforcement_pipeline(dagbag) -> None:
     dag = dagbag.dags[DAG_ID]
     assert set(dag.task_ids) == {
+        "plan_sources",
+        "ingest_source",
         "check_consent_source",
         "enforce_consent",
         "dbt_build_ad_targeting",
@@ -55,6 +58,10 @@ def test_nightly_dag_has_the_enforcement_pipeline(dagbag) -> None:
     def downstream(task_id: str) -> set[str]:
         return set(dag.get_task(task_id).downstream_task_ids)
 
+    # Every consent source is ingested (one mapped task each) before the consent check opens the run.
+    assert downstream("plan_sources") == {"ingest_source"}
+    assert downstream("ingest_source") == {"check_consent_source"}
+    assert set(dag.get_task("check_consent_source").upstream_task_ids) == {"ingest_source"}
     assert downstream("check_consent_source") == {"enforce_consent", "ad_targeting_outputs"}
     assert downstream("enforce_consent") == {"dbt_build_ad_targeting"}
     assert downstream("dbt_build_ad_targeting") == {"ad_targeting_outputs"}
@@ -63,6 +70,7 @@ def test_nightly_dag_has_the_enforcement_pipeline(dagbag) -> None:
     # The enforcement and the audits are mapped, one task instance per dataset / output.
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
+    assert isinstance(dag.get_task("ingest_source"), MappedOperator)
     assert isinstance(dag.get_task("enforce_consent"), MappedOperator)
     assert isinstance(dag.get_task("audit_ad_targeting"), MappedOperator)
 
@@ -74,6 +82,10 @@ def test_transient_failures_retry_with_backoff_and_close_run_always_runs(dagbag)
         assert task.retries >= 2
         assert task.retry_exponential_backoff
         assert task.max_retry_delay >= timedelta(minutes=5)
+    ingest = dag.get_task("ingest_source")
+    assert ingest.retries >= 2 and ingest.retry_exponential_backoff
+    # No source: the mapped ingest is skipped and the check still runs. A failed ingest: it does not.
+    assert dag.get_task("check_consent_source").trigger_rule == "none_failed"
     close = dag.get_task("close_run")
     assert close.trigger_rule == "all_done"
     assert close.retries == 0
@@ -123,7 +135,7 @@ def test_parsing_the_dag_imports_no_database_or_dbt_and_reads_no_variable() -> N
     print(f"parsing {DAG_FILE.name} took {probe['seconds']:.3f}s (after importing airflow.sdk)")
     assert probe["heavy"] == []
     assert "consentgate.airflow.operators" in probe["new_consentgate"]
-    assert len(probe["tasks"]) == 6
+    assert len(probe["tasks"]) == 8
 
 
 def test_run_settings_come_from_the_environment_then_airflow_variables_then_defaults(monkeypatch) -> None:

@@ -28,8 +28,10 @@ from consentgate.engine.enforcement import (
     utcnow,
 )
 from consentgate.engine.policy import load
+from consentgate.engine.source_config import source_named
 from consentgate.errors import ConsentViolationError, RunFailedError
 from consentgate.rule.names import TableName, column
+from consentgate.sources.ingest import ingest
 
 if TYPE_CHECKING:
     from consentgate.engine.enforcement import RunContext
@@ -237,6 +239,72 @@ def audit_plan(
     return [{**common, **o} for o in outputs]
 
 
+def source_plan(context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One ingest_source task's arguments per consent source of the policy (read at run time). A policy
+    without sources gets one entry with no name (its task ingests nothing and succeeds), so the run
+    shows no skipped task; the consent check runs unless an ingest failed."""
+    policy_path = setting(POLICY_SETTING, default_policy_path())
+    try:
+        policy = load(policy_path)
+    except Exception as exc:  # noqa: BLE001
+        fail_task(exc)
+    log.info("run %s: policy %s, %d consent sources to ingest", context["run_id"], policy_path, len(policy.sources))
+    return [{"name": s.name} for s in policy.sources] or [{"name": None}]
+
+
+def ingest_source(name: str | None, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Ingest one consent source of the policy into the consent log (fail closed: any error fails the
+    task, and so the consent check and every enforcement, and is recorded as the run's failure).
+    Returns and logs counts only, never a subject identifier. No name (no sources): nothing to do."""
+    run_id = context["run_id"]
+    if name is None:
+        log.info("run %s: the policy declares no consent sources; nothing to ingest", run_id)
+        return {"source": None, "status": "success", "observations_read": 0, "events_written": 0}
+    ctx = run_context(context)
+    conn_id = setting(CONN_SETTING, DEFAULT_CONN_ID)
+    policy_path = setting(POLICY_SETTING, default_policy_path())
+    record = lineage.RunRecord(
+        run_id=run_id,
+        started_at=utcnow(),
+        trigger=ctx.trigger,
+        dag_id=ctx.dag_id,
+        task_id=ctx.task_id,
+        airflow_run_id=ctx.airflow_run_id,
+        owner=invocation_owner(ctx),
+    )
+    try:
+        with open_warehouse(conn_id) as wh:
+            try:
+                policy = load(policy_path)
+                record.consent_table = policy.consent_table
+                sources = (source_named(policy.sources, name),)
+                (done,) = ingest(
+                    wh.session, sources, consent_table=policy.consent_table, columns=policy.columns,
+                    raise_on_error=True,
+                )  # fmt: skip
+            except BaseException as exc:
+                record_failure(wh.session, record, exc)
+                raise
+    except Exception as exc:  # noqa: BLE001
+        fail_task(exc)
+    rejected = ", ".join(f"{k}={v}" for k, v in sorted(done.rejected.items())) or "none"
+    log.info(
+        "run %s: source %s (%s, %s): %s; %d observations read, %d events written; not written: %s",
+        run_id, done.source, done.kind, done.source_table, done.status, done.observations_read,
+        done.events_written, rejected,
+    )  # fmt: skip
+    return done.summary()
+
+
+def cutoff_after_ingest(as_of: datetime, policy: Any) -> datetime:
+    """The run's cut-off. With consent sources, ingestion (the upstream tasks) stamps tonight's events
+    with `recorded_at` = its own time, after the scheduled data_interval_end: a cut-off of
+    data_interval_end would leave tonight's withdrawals to tomorrow's run. So the cut-off is the later
+    of data_interval_end and now (every ingest of this run has finished). It is recorded and passed to
+    every task, so the run stays reproducible from the log (docs/airflow.md)."""
+    return max(as_of, utcnow()) if policy.sources else as_of
+
+
 def check_consent_source(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Load the policy, check the consent log (fail closed) and open the run record.
 
@@ -266,6 +334,7 @@ def check_consent_source(context: Mapping[str, Any]) -> list[dict[str, Any]]:
             session = wh.session
             try:
                 policy = load(policy_path)
+                as_of = record.as_of = cutoff_after_ingest(as_of, policy)
                 record.consent_table = policy.consent_table
                 record.planned_datasets = json.dumps([d.name for d in policy.datasets])
                 check_policy_names(session, policy.datasets, policy.consent_table)
@@ -341,9 +410,10 @@ def close_run(context: Mapping[str, Any]) -> dict[str, Any]:
                     "the consent log changed during the run (datasets were enforced against different "
                     "consent snapshots); re-run the DAG"
                 )
-            # The opener's own error (e.g. why the consent log was refused) is kept while that task is
-            # still failed; a re-run after clearing failed tasks starts from a clean slate.
-            opener_failed = run.get("task_id") in failed.get("failed", [])
+            # The opener's own error (e.g. why the consent log was refused, or a failed ingest) is kept
+            # while that task is still failed; a re-run after clearing failed tasks starts from a clean slate.
+            opener = run.get("task_id")  # a mapped task's instances are listed as task_id_mapindex
+            opener_failed = any(t == opener or t.startswith(f"{opener}_") for t in failed.get("failed", []))
             earlier = run.get("error") if run["status"] == "failed" and opener_failed else None
             error = "; ".join(p for p in (earlier, *problems) if p)
             status = "failed" if error else "success"
