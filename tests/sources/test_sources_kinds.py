@@ -263,6 +263,23 @@ def test_events_are_copied_with_statuses_as_the_rule_reads_them(db) -> None:
     assert db.kept(["a", "b", "c"]) == {"a"}
 
 
+def test_event_purposes_and_statuses_fold_only_a_to_z_as_the_rule_does(db) -> None:
+    """'AD_TARGETING' with a Kelvin sign or a dotted capital I is not ad_targeting to the rule (A-Z only),
+    so ingestion must not map it there (Python's str.lower() would)."""
+    kelvin = "\u212a"  # KELVIN SIGN; str.lower() gives ASCII 'k'
+    rows = [
+        ("a", "AD_TARGETING", "GRANTED", at(8), at(8)),
+        ("b", f"ad_targeting_{kelvin}", "granted", at(8), at(8)),
+        ("c", "ad_targeting", f"{kelvin}granted", at(8), at(8)),
+    ]  # fmt: skip
+    source = {**BANNER, "purposes": {"ad_targeting": "ad_targeting", "ad_targeting_k": "ad_targeting"}}
+    db.table("raw.banner_events", EVENTS_COLUMNS, rows)
+    (rec,) = db.ingest(source)
+    assert rec.rejected == {"unknown_purpose": 1}
+    assert statuses(db, "c") == ["invalid"]
+    assert db.kept(["a", "b", "c"]) == {"a"}
+
+
 # -- tcf and gpp ----------------------------------------------------------------------------------
 
 TCF = {

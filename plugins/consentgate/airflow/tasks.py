@@ -12,6 +12,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -252,6 +253,22 @@ def source_plan(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{"name": s.name} for s in policy.sources] or [{"name": None}]
 
 
+def _run_record(context: Mapping[str, Any]) -> tuple[RunContext, lineage.RunRecord]:
+    """This task's run context (owned by the Airflow DAG run) and the run record it would open or fail."""
+    base = run_context(context)
+    ctx = replace(base, owner=invocation_owner(base))
+    record = lineage.RunRecord(
+        run_id=context["run_id"],
+        started_at=utcnow(),
+        trigger=ctx.trigger,
+        dag_id=ctx.dag_id,
+        task_id=ctx.task_id,
+        airflow_run_id=ctx.airflow_run_id,
+        owner=ctx.owner,
+    )
+    return ctx, record
+
+
 def ingest_source(name: str | None, context: Mapping[str, Any]) -> dict[str, Any]:
     """Ingest one consent source of the policy into the consent log (fail closed: any error fails the
     task, and so the consent check and every enforcement, and is recorded as the run's failure).
@@ -260,18 +277,9 @@ def ingest_source(name: str | None, context: Mapping[str, Any]) -> dict[str, Any
     if name is None:
         log.info("run %s: the policy declares no consent sources; nothing to ingest", run_id)
         return {"source": None, "status": "success", "observations_read": 0, "events_written": 0}
-    ctx = run_context(context)
+    _, record = _run_record(context)
     conn_id = setting(CONN_SETTING, DEFAULT_CONN_ID)
     policy_path = setting(POLICY_SETTING, default_policy_path())
-    record = lineage.RunRecord(
-        run_id=run_id,
-        started_at=utcnow(),
-        trigger=ctx.trigger,
-        dag_id=ctx.dag_id,
-        task_id=ctx.task_id,
-        airflow_run_id=ctx.airflow_run_id,
-        owner=invocation_owner(ctx),
-    )
     try:
         with open_warehouse(conn_id) as wh:
             try:
@@ -311,22 +319,10 @@ def check_consent_source(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     Returns one ConsentFilterOperator's arguments per dataset, and pushes the run's settings as XComs
     `conn_id`, `as_of`, `run_id` and `consent_table` for the tasks that are not mapped over the plan.
     """
-    from dataclasses import replace
-
     run_id = context["run_id"]
-    ctx = run_context(context)
-    ctx = replace(ctx, owner=invocation_owner(ctx))
+    ctx, record = _run_record(context)
     conn_id = setting(CONN_SETTING, DEFAULT_CONN_ID)
     policy_path = setting(POLICY_SETTING, default_policy_path())
-    record = lineage.RunRecord(
-        run_id=run_id,
-        started_at=utcnow(),
-        trigger=ctx.trigger,
-        dag_id=ctx.dag_id,
-        task_id=ctx.task_id,
-        airflow_run_id=ctx.airflow_run_id,
-        owner=ctx.owner,
-    )
     try:
         as_of = resolve_as_of(context.get("data_interval_end"), context)
         record.as_of = as_of

@@ -27,6 +27,7 @@ from typing import Any
 
 from consentgate.errors import InvalidIdentifierError, PolicyError, shown
 from consentgate.rule.names import TableName, column
+from consentgate.rule.semantics import fold_case
 from consentgate.signals.usable import US_OPT_OUT_FIELDS
 
 
@@ -146,7 +147,7 @@ class Source:
 class _Reader:
     def __init__(self, where: str, purposes: set[str]) -> None:
         self.where = where
-        self.declared = {p.strip(" ").lower(): p.strip(" ") for p in purposes}
+        self.declared = {fold_case(p.strip(" ")): p.strip(" ") for p in purposes}
 
     def fail(self, field: str, problem: str) -> PolicyError:
         return PolicyError(f"{self.where}: {field}: {problem}")
@@ -160,10 +161,10 @@ class _Reader:
         return value
 
     def purpose(self, value: Any, field: str) -> str:
-        if not isinstance(value, str) or value.strip(" ").lower() not in self.declared:
+        if not isinstance(value, str) or fold_case(value.strip(" ")) not in self.declared:
             allowed = ", ".join(sorted(self.declared.values()))
             raise self.fail(field, f"purpose {shown(value)} is not declared under purposes (declared: {allowed})")
-        return self.declared[value.strip(" ").lower()]
+        return self.declared[fold_case(value.strip(" "))]
 
     def purposes(self, value: Any, field: str) -> tuple[str, ...]:
         items = value if isinstance(value, list) else [value]
@@ -225,7 +226,7 @@ def _vocabulary(r: _Reader, kind: Kind, raw: Any, field: str) -> tuple[tuple[str
             if key not in CONSENT_TYPES:
                 raise r.fail(f"{field}.{key}", f"not a Consent Mode v2 consent type (one of: {', '.join(CONSENT_TYPES)})")
     if kind is Kind.EVENTS:  # event purposes are matched as the rule matches them
-        return tuple((k.strip(" ").lower(), r.purposes(v, f"{field}.{k}")) for k, v in vocab.items())
+        return tuple((fold_case(k.strip(" ")), r.purposes(v, f"{field}.{k}")) for k, v in vocab.items())
     return tuple((k.strip(), r.purposes(v, f"{field}.{k}")) for k, v in vocab.items())
 
 

@@ -14,14 +14,13 @@ from consentgate.engine.session import Session
 from consentgate.engine.source_config import _COLUMNS, OPTIONAL_DEFAULTS, Source
 from consentgate.rule.dialects import is_timestamp_type
 from consentgate.rule.names import TableName, quote
+from consentgate.rule.semantics import fold_case
 from consentgate.sources.errors import IngestError
 from consentgate.sources.kinds import MAPPERS, Observation, Rejected
 from consentgate.sources.kinds.base import INVALID, STATUSES
 
 BATCH = 5000
 _TIMESTAMPS = ("event_ts", "recorded_at", "expires_at")
-_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_ASCII_LOWER = str.maketrans(_UPPER, _UPPER.lower())
 #: Severity as the rule orders events (docs/semantics.md): 0 withdrawn ... 4 a valid grant.
 SEVERITY = {"withdrawn": 0, "denied": 1, "negative": 1, "invalid": 2, "granted": 4}
 
@@ -47,7 +46,8 @@ class Staged:
 
 
 def purpose_key(purpose: str) -> str:
-    return purpose.strip(" ").translate(_ASCII_LOWER)
+    """A purpose as the rule compares it: trimmed of spaces, A-Z lowered (semantics.fold_case)."""
+    return fold_case(purpose.strip(" "))
 
 
 def _match(actual: dict[str, str], wanted: str) -> str | None:

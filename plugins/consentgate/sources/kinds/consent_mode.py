@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from consentgate.engine.source_config import Source
+from consentgate.rule.semantics import fold_case
 from consentgate.sources.kinds.base import GRANTED, INVALID, NEGATIVE, Observation, Rejected, text
 
 
@@ -18,7 +19,7 @@ def _state(value: Any) -> str | None:
     v = text(value)
     if v is None or not v.strip():
         return None
-    v = v.strip().lower()
+    v = fold_case(v.strip())
     return {"granted": GRANTED, "denied": NEGATIVE}.get(v, INVALID)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from consentgate.engine.source_config import Source
+from consentgate.rule.semantics import fold_case
 from consentgate.sources.kinds.base import DENIED, GRANTED, INVALID, WITHDRAWN, Observation, Rejected, text
 
 _KNOWN = (GRANTED, DENIED, WITHDRAWN)
@@ -19,10 +20,10 @@ def observe(source: Source, row: dict[str, Any]) -> list[Observation]:
     purpose = text(row.get("purpose"))
     if purpose is None or not purpose.strip(" "):
         raise Rejected("missing_purpose")
-    purposes = source.purposes_for(purpose.strip(" ").lower())
+    purposes = source.purposes_for(fold_case(purpose.strip(" ")))
     if not purposes:
         raise Rejected("unknown_purpose")
-    status = (text(row.get("status")) or "").strip(" ").lower()
+    status = fold_case((text(row.get("status")) or "").strip(" "))
     status = status if status in _KNOWN else INVALID
     version = text(row.get("policy_version"))
     return [Observation(p, status, row.get("expires_at"), version) for p in purposes]

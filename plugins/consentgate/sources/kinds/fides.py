@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from consentgate.engine.source_config import Source
+from consentgate.rule.semantics import fold_case
 from consentgate.sources.kinds.base import (
     GRANTED,
     INVALID,
@@ -33,8 +34,8 @@ def observe(source: Source, row: dict[str, Any]) -> list[Observation]:
     purposes = source.purposes_for(key)
     if not purposes:
         raise Rejected("unmapped_notice")
-    preference = (text(row.get("preference")) or "").strip().lower()
-    method = (text(row.get("method")) or "").strip().lower()
+    preference = fold_case((text(row.get("preference")) or "").strip())
+    method = fold_case((text(row.get("method")) or "").strip())
     if preference in _NOT_CONSENT:
         raise Rejected(_NOT_CONSENT[preference])
     if preference == "opt_in":
