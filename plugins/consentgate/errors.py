@@ -51,6 +51,10 @@ class DatabaseNotFoundError(ConsentGateError, FileNotFoundError):
     """The database file does not exist."""
 
 
+class DatabaseUnavailableError(ConsentGateError, ConnectionError):
+    """A database server named by a URL cannot be reached or refuses the login."""
+
+
 class NotADatabaseError(ConsentGateError, ValueError):
     """The database file is not a DuckDB database (another format, damaged or truncated)."""
 

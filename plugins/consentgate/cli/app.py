@@ -11,12 +11,12 @@ from typing import Annotated
 import typer
 
 from consentgate.cli import commands, output
-from consentgate.cli.common import AsOf, Database, Json, duckdb_session, emit_json, fail, setup_logging
+from consentgate.cli.common import AsOf, Database, Json, database_session, emit_json, fail, setup_logging
 from consentgate.engine import lineage
 from consentgate.engine.enforcement import enforce as run_enforce
 from consentgate.engine.enforcement import new_run_id, package_version, record_failure, run_policy, utcnow
 from consentgate.engine.policy import load
-from consentgate.engine.session import open_duckdb
+from consentgate.engine.session import open_database, url_scheme
 from consentgate.engine.termination import Terminated, sigterm_raises
 from consentgate.errors import RunNotFoundError, one_line
 from consentgate.evidence.openlineage import emit_failed_run, emit_run
@@ -85,7 +85,7 @@ def enforce(
 @app.command()
 def run(
     policy: Annotated[Path, typer.Option("--policy", "-p", help="Policy file (YAML).")],
-    database: Database = Path("consentgate.duckdb"),
+    database: Database = "consentgate.duckdb",
     as_of: AsOf = None,
     run_id: Annotated[str | None, typer.Option(help="Run id (default: a new one).")] = None,
     as_json: Json = False,
@@ -112,14 +112,14 @@ def run(
         raise typer.Exit(1)
 
 
-def record_unloadable_policy(database: Path, run_id: str, exc: BaseException) -> None:
+def record_unloadable_policy(database: str, run_id: str, exc: BaseException) -> None:
     """Record a run whose policy file could not be loaded as failed, when the database exists and
     opens (a missing or unopenable database is the user's next error, not this one's)."""
     log = logging.getLogger("consentgate")
-    if not database.exists():
+    if url_scheme(database) is None and not Path(database).exists():
         return
     try:
-        session = open_duckdb(database)
+        session = open_database(database)
     except Exception as inner:  # noqa: BLE001 - nothing to record into
         log.warning("the failed run %s is not recorded: %s", run_id, one_line(inner))
         return
@@ -141,7 +141,7 @@ def lineage_cmd(
     recorded as running whose process is gone (or that started over a day ago) is shown as stale: it was
     killed and never finished."""
     try:
-        with duckdb_session(database, read_only=True) as session:
+        with database_session(database, read_only=True) as session:
             ingests = [] if run_id else read_ingests(session, limit=limit)
             if not lineage.has_tables(session):
                 runs = []

@@ -13,14 +13,19 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from consentgate.engine.policy import load
-from consentgate.engine.session import open_duckdb
+from consentgate.engine.session import open_database
 from consentgate.errors import ConsentGateError, debug_enabled, engine_message, mask_url, one_line
 
 if TYPE_CHECKING:
     from consentgate.engine.policy import Policy
     from consentgate.engine.session import Session
 
-Database = Annotated[Path, typer.Option("--database", "-d", help="DuckDB database file.")]
+Database = Annotated[
+    str,
+    typer.Option(
+        "--database", "-d", help="DuckDB database file, or a connection URL (postgresql://user@host:5432/db)."
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 MappedPolicy = Annotated[
     Path | None,
@@ -34,9 +39,10 @@ def load_policy(path: Path | None) -> Policy | None:
 
 
 @contextmanager
-def duckdb_session(database: Path, *, read_only: bool) -> Iterator[Session]:
-    """A session on the DuckDB file, closed when the block ends (open errors are one-line errors)."""
-    session = open_duckdb(database, read_only=read_only)
+def database_session(database: str, *, read_only: bool) -> Iterator[Session]:
+    """A session on the database (a DuckDB file or a URL), closed when the block ends (open errors are
+    one-line errors)."""
+    session = open_database(database, read_only=read_only)
     try:
         yield session
     finally:

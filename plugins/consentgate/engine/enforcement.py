@@ -19,7 +19,7 @@ from typing import Any
 from consentgate import __version__
 from consentgate.engine import lineage, termination
 from consentgate.engine.policy import Dataset, Policy
-from consentgate.engine.session import Session, open_duckdb, resolved_key, session_for, staged
+from consentgate.engine.session import Session, open_database, resolved_key, session_for, staged
 from consentgate.errors import (
     ConsentGateError,
     ConsentSourceError,
@@ -494,9 +494,9 @@ def _session(
     if connection is not None:
         session = session_for(connection, dialect)
     elif database is not None:
-        session = open_duckdb(database)
+        session = open_database(database)
     else:
-        raise ConsentGateError("no database: pass a DuckDB file path or a connection")
+        raise ConsentGateError("no database: pass a DuckDB file path, a connection URL or a connection")
     try:
         yield session
     finally:

@@ -13,8 +13,10 @@ from consentgate.errors import (
     ConsentGateError,
     DatabaseLockedError,
     DatabaseNotFoundError,
+    DatabaseUnavailableError,
     InvalidIdentifierError,
     NotADatabaseError,
+    UnsupportedConnectionError,
     error_class,
     mask_url,
     raise_unchained,
@@ -220,6 +222,60 @@ def open_duckdb(path: str | Path, *, read_only: bool = False, must_exist: bool =
         failure = open_failure(p, exc)
     else:
         return Session(con, DUCKDB, owned=True)
+    raise_unchained(failure)
+
+
+#: URL schemes `open_database` understands (a target without `://` is a DuckDB file path).
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def url_scheme(target: str | Path) -> str | None:
+    """The scheme of a connection URL (`postgresql`, `duckdb`, ...), or None for a plain file path."""
+    text = str(target)
+    if isinstance(target, Path) or "://" not in text:
+        return None
+    return text.split("://", 1)[0].lower()
+
+
+def open_database(target: str | Path, *, read_only: bool = False, must_exist: bool = True) -> Session:
+    """Open what `--database` names: a DuckDB file path (or `duckdb:///path`), or a PostgreSQL URL
+    (`postgresql://user:password@host:5432/db`; the password is masked wherever it is printed)."""
+    scheme = url_scheme(target)
+    text = str(target)
+    if scheme is None:
+        return open_duckdb(target, read_only=read_only, must_exist=must_exist)
+    if scheme == "duckdb":
+        return open_duckdb(text.split("://", 1)[1] or ":memory:", read_only=read_only, must_exist=must_exist)
+    if scheme in POSTGRES_SCHEMES:
+        return open_postgres(text, read_only=read_only)
+    raise UnsupportedConnectionError(
+        f"database URL {mask_url(text)!r}: scheme {scheme!r} is not supported "
+        "(use a DuckDB file path, duckdb:///path or postgresql://user@host:port/db)"
+    )
+
+
+def open_postgres(url: str, *, read_only: bool = False) -> Session:
+    """Connect to PostgreSQL with psycopg2. A failed connection is one line naming the masked URL and
+    the driver's error class; the driver's own text is withheld like every engine message."""
+    try:
+        import psycopg2
+    except ImportError:
+        raise_unchained(
+            UnsupportedConnectionError(
+                "PostgreSQL URLs need the psycopg2 driver: pip install 'consentgate[postgres]'"
+            )
+        )
+    try:
+        # `read_only` is not a READ ONLY transaction here: verify and the subject report build temporary
+        # scratch tables, which PostgreSQL forbids in one. The commands that pass it only read.
+        con = psycopg2.connect(url, application_name="consentgate")
+    except psycopg2.Error as exc:
+        failure = DatabaseUnavailableError(
+            f"cannot connect to {mask_url(url)!r} ({error_class(exc)}: server unreachable, login refused "
+            "or no such database)"
+        )
+    else:
+        return Session(con, for_name("postgres"), owned=True)
     raise_unchained(failure)
 
 

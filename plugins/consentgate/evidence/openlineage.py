@@ -243,11 +243,26 @@ def _outer_parent() -> dict[str, Any] | None:
     return {"parent": parent, "root": _split_parent(os.environ.get("OPENLINEAGE_ROOT_PARENT_ID", ""))}
 
 
+def url_location(url: str) -> tuple[str, str]:
+    """(dataset namespace, database name) of a connection URL, as OpenLineage names them:
+    `postgres://host:5432` and the database (no user or password)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    scheme = {"postgresql": "postgres"}.get(parts.scheme.lower(), parts.scheme.lower())
+    default_port = {"postgres": 5432, "sc": 15002}.get(scheme)
+    host = parts.hostname or "localhost"
+    port = parts.port or default_port
+    return f"{scheme}://{host}{f':{port}' if port else ''}", parts.path.lstrip("/").split("/")[0] or "default"
+
+
 def _location(database: str | Path | None, location: tuple[str, str] | None) -> tuple[str, str]:
     if location is not None:
         return location
     if database is not None:
-        return duckdb_location(database)
+        if isinstance(database, str) and "://" in database and not database.startswith("duckdb://"):
+            return url_location(database)
+        return duckdb_location(database.split("://", 1)[1] if isinstance(database, str) and "://" in database else database)
     return ("duckdb://unknown", "unknown")
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from consentgate.engine import lineage
 from consentgate.engine.enforcement import utcnow
 from consentgate.engine.policy import Policy
-from consentgate.engine.session import Session, open_duckdb
+from consentgate.engine.session import Session, open_database
 from consentgate.errors import ConsentGateError, RunNotFoundError, one_line
 from consentgate.evidence import transparency, verification
 from consentgate.rule.semantics import REASONS, purpose_key
@@ -577,7 +577,7 @@ def write_report(
     database: str | Path, out: str | Path, run_id: str | None = None, *, policy: Policy | None = None
 ) -> dict[str, Any]:
     """Render the report of a run (default: the latest) of a DuckDB file to `out`; return what was written."""
-    session = open_duckdb(database, read_only=True)
+    session = open_database(database, read_only=True)
     try:
         data = collect(session, run_id, policy=policy)
     finally:

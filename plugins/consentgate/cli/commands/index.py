@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from consentgate.cli.common import Database, Json, duckdb_session, emit_json, fail, load_policy
+from consentgate.cli.common import Database, Json, database_session, emit_json, fail, load_policy
 from consentgate.evidence import transparency
 
 
@@ -35,7 +35,7 @@ def index(
     """
     try:
         loaded = load_policy(policy)
-        with duckdb_session(database, read_only=False) as session:
+        with database_session(database, read_only=False) as session:
             source = transparency.consent_source(session, loaded, consent_table)
             t0 = time.perf_counter()
             if drop:

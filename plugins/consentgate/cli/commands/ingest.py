@@ -10,7 +10,7 @@ import typer
 
 from consentgate.cli.common import Database, Json
 from consentgate.engine.policy import load
-from consentgate.engine.session import open_duckdb
+from consentgate.engine.session import open_database
 from consentgate.engine.source_config import source_named
 from consentgate.errors import PolicyError, one_line
 from consentgate.sources.ingest import ingest as run_ingest
@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 
 def ingest(
     policy: Annotated[Path, typer.Option("--policy", "-p", help="Policy file (YAML) with a sources: section.")],
-    database: Database = Path("consentgate.duckdb"),
+    database: Database = "consentgate.duckdb",
     source: Annotated[
         list[str] | None, typer.Option("--source", "-s", help="Ingest only this source (repeatable).")
     ] = None,
@@ -51,13 +51,13 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _run(policy: Path, database: Path, names: list[str]) -> list[IngestRecord]:
+def _run(policy: Path, database: str, names: list[str]) -> list[IngestRecord]:
     loaded = load(policy)
     sources = loaded.sources
     chosen = tuple(source_named(sources, n) for n in names) if names else sources
     if not chosen:
         raise PolicyError(f"policy file {str(policy)!r} declares no sources; add a sources: section (docs/sources.md)")
-    session = open_duckdb(database)
+    session = open_database(database)
     try:
         return run_ingest(
             session, chosen, consent_table=loaded.consent_table, columns=loaded.columns, raise_on_error=False

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from consentgate.cli.common import Database, Json, duckdb_session, emit_json, fail, load_policy
+from consentgate.cli.common import Database, Json, database_session, emit_json, fail, load_policy
 from consentgate.cli.output import console
 from consentgate.evidence import transparency
 
@@ -33,7 +33,7 @@ def subject(
     """Show one person's consent history, their state per purpose now, and whether each run kept their rows."""
     try:
         loaded = load_policy(policy)
-        with duckdb_session(database, read_only=True) as session:
+        with database_session(database, read_only=True) as session:
             report = transparency.subject_report(session, subject_id, policy=loaded)
     except Exception as exc:  # noqa: BLE001 - one line, exit non-zero
         fail(exc)

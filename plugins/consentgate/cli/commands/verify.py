@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from consentgate.cli.common import Database, Json, MappedPolicy, duckdb_session, emit_json, fail, load_policy
+from consentgate.cli.common import (
+    Database,
+    Json,
+    MappedPolicy,
+    database_session,
+    emit_json,
+    fail,
+    load_policy,
+)
 from consentgate.cli.output import console
 from consentgate.errors import ConsentGateError
 from consentgate.evidence import transparency, verification
@@ -30,7 +38,7 @@ def verify(
     """
     try:
         loaded = load_policy(policy)
-        with duckdb_session(database, read_only=True) as session:
+        with database_session(database, read_only=True) as session:
             result = verification.verify_run(session, run_id, policy=loaded)
             try:
                 source = transparency.consent_source(session, loaded, result["consent_table"])
