@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The system tools the test suite needs, installed with apt-get when missing: PostgreSQL's server binaries
-# (initdb, pg_ctl, postgres), chromium, and node + npm with the test-only Node reference project's packages;
+# (initdb, pg_ctl, postgres), chromium, a Java >= 17 runtime (the Spark cluster the suite starts), and node + npm with the test-only Node reference project's packages;
 # and, for scripts/bootstrap.sh, a Python >= 3.11 able to create a venv.
 #
 #   source scripts/ensure_tools.sh && cg_ensure_tools "$ROOT"   # scripts/test.sh: keeps the PATH it sets
@@ -94,6 +94,26 @@ cg_ensure_chromium() {  # a headless browser, for the report's browser test
   return 1
 }
 
+cg_java_major() {  # the major version of the `java` on PATH (17 for "17.0.15", 8 for "1.8.0_402"), or nothing
+  local v
+  v="$(java -version 2>&1 | sed -n 's/.*version "\([0-9][0-9._]*\).*/\1/p' | head -n 1)"
+  case "$v" in 1.*) v="${v#1.}" ;; esac
+  echo "${v%%[._]*}"
+}
+
+cg_ensure_java() {  # a Java >= 17 runtime, for the Spark master, worker and Connect server (pyspark's jars)
+  local what="a Java 17 runtime (for the test suite's Spark cluster)" major
+  if cg_have java; then
+    major="$(cg_java_major)"
+    [ -n "$major" ] && [ "$major" -ge 17 ] && return 0
+  fi
+  cg_apt_install "$what" openjdk-17-jre-headless || return 1
+  major="$(cg_have java && cg_java_major)"
+  [ -n "$major" ] && [ "$major" -ge 17 ] && return 0
+  cg_error "$what still missing after 'apt-get install openjdk-17-jre-headless': java on PATH is ${major:+version }${major:-absent}"
+  return 1
+}
+
 cg_ensure_node() {  # node and npm, for the test-only Node reference implementations
   cg_have node npm && return 0
   cg_apt_install "node and npm (Node reference implementations for the signal tests)" nodejs npm || return 1
@@ -147,6 +167,7 @@ cg_ensure_tools() {  # ROOT: everything the test suite needs beyond the venv
   local root="$1"
   cg_ensure_postgres || return 1
   cg_ensure_chromium || return 1
+  cg_ensure_java || return 1
   cg_ensure_node_reference "$root/tests/signals/reference" || return 1
 }
 

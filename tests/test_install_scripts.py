@@ -26,7 +26,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
 BASH = shutil.which("bash") or "/bin/bash"
-TOOLS = {"chromium", "chromium-browser", "initdb", "pg_ctl", "postgres", "node", "nodejs", "npm", "npx"}
+TOOLS = {
+    "java",
+    "chromium",
+    "chromium-browser",
+    "initdb",
+    "pg_ctl",
+    "postgres",
+    "node",
+    "nodejs",
+    "npm",
+    "npx",
+}
 STANDINS = {"apt-get", "sudo", "id", "python3.11"}
 SYSTEM_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
 UPDATE = "apt-get update -qq | DEBIAN_FRONTEND=noninteractive uid=0"
@@ -50,6 +61,7 @@ for pkg in "$@"; do
     postgresql) mkdir -p "$PG_ROOT/15/bin"; for b in initdb pg_ctl postgres; do cp "$PROGRAM" "$PG_ROOT/15/bin/$b"; done ;;
     python3.11-venv) touch "$PYTHON_VENV_MODULE" ;;
     chromium) cp "$PROGRAM" "$INSTALLED/chromium" ;;
+    openjdk-17-jre-headless) cp "$STANDIN_JAVA17" "$INSTALLED/java" ;;
     nodejs) cp "$PROGRAM" "$INSTALLED/node" ;;
     npm) cp "$STANDIN_NPM" "$INSTALLED/npm" ;;
   esac
@@ -86,6 +98,8 @@ echo "venv/python $*" >>"$CALLS"
 [ -z "${PIP_FAILS:-}" ] || { echo "ERROR: No matching distribution found for apache-airflow" >&2; exit 1; }
 """
 PROGRAM = "#!BASH\nexit 0\n"
+JAVA17 = "#!BASH\necho 'openjdk version \"17.0.15\" 2025-04-15' >&2\n"
+JAVA8 = "#!BASH\necho 'openjdk version \"1.8.0_402\"' >&2\n"
 PYTEST = '#!BASH\necho "pytest $*" >>"$CALLS"\n'
 
 
@@ -108,7 +122,13 @@ class Machine:
         self._link_system_commands()
         for name, text in {"apt-get": APT_GET, "sudo": SUDO, "id": ID, "python3.11": PYTHON}.items():
             self.write(self.standins / name, text)
-        for name, text in {"npm": NPM, "program": PROGRAM, "venv-python": VENV_PYTHON}.items():
+        for name, text in {
+            "npm": NPM,
+            "program": PROGRAM,
+            "venv-python": VENV_PYTHON,
+            "java17": JAVA17,
+            "java8": JAVA8,
+        }.items():
             self.write(tmp / name, text)
         self.env: dict[str, str] = {}
 
@@ -133,7 +153,8 @@ class Machine:
                 (self.pg_root / "15" / "bin").mkdir(parents=True, exist_ok=True)
                 shutil.copy(self.tmp / "program", self.pg_root / "15" / "bin" / tool)
             else:
-                shutil.copy(self.tmp / ("npm" if tool == "npm" else "program"), self.installed / tool)
+                standin = {"npm": "npm", "java": "java17", "java8": "java8"}.get(tool, "program")
+                shutil.copy(self.tmp / standin, self.installed / ("java" if tool == "java8" else tool))
 
     def without_sudo(self) -> None:
         (self.standins / "sudo").unlink()
@@ -148,6 +169,7 @@ class Machine:
             "INSTALLED": str(self.installed),
             "PROGRAM": str(self.tmp / "program"),
             "STANDIN_NPM": str(self.tmp / "npm"),
+            "STANDIN_JAVA17": str(self.tmp / "java17"),
             "VENV_PYTHON": str(self.tmp / "venv-python"),
             "PYTHON_VENV_MODULE": str(self.tmp / "python-venv-module-installed"),
             "CONSENTGATE_PG_BIN_GLOB": f"{self.pg_root}/*/bin",
@@ -191,6 +213,7 @@ def _error_line(result: Result) -> str:
         ("cg_ensure_chromium", "chromium"),
         ("cg_ensure_postgres", "postgresql"),
         ("cg_ensure_node", "nodejs npm"),
+        ("cg_ensure_java", "openjdk-17-jre-headless"),
     ],
 )
 def test_as_root_a_missing_tool_is_installed_with_apt_get_without_sudo(
@@ -254,6 +277,7 @@ def test_several_missing_tools_share_one_apt_get_update(machine: Machine) -> Non
         ("cg_ensure_chromium", ["chromium"]),
         ("cg_ensure_postgres", ["initdb", "pg_ctl", "postgres"]),
         ("cg_ensure_node", ["node", "npm"]),
+        ("cg_ensure_java", ["java"]),
     ],
 )
 def test_a_present_tool_is_not_installed_again(machine: Machine, function: str, tools: list[str]) -> None:
@@ -405,7 +429,13 @@ def test_scripts_test_sh_on_a_fresh_machine_installs_every_tool_then_runs_pytest
 
     assert result.returncode == 0, result.stderr
     apt = [c for c in result.calls if c.startswith("apt-get")]
-    assert apt == [UPDATE, _install("postgresql"), _install("chromium"), _install("nodejs npm")]
+    assert apt == [
+        UPDATE,
+        _install("postgresql"),
+        _install("chromium"),
+        _install("openjdk-17-jre-headless"),
+        _install("nodejs npm"),
+    ]
     assert result.calls[-2:] == [
         f"npm ci --prefix {root}/tests/signals/reference --no-audit --no-fund",
         "pytest -q -x",
@@ -413,7 +443,7 @@ def test_scripts_test_sh_on_a_fresh_machine_installs_every_tool_then_runs_pytest
 
 
 def test_scripts_test_sh_with_every_tool_present_installs_nothing(machine: Machine) -> None:
-    machine.has("initdb", "pg_ctl", "postgres", "chromium", "node", "npm")
+    machine.has("initdb", "pg_ctl", "postgres", "chromium", "java", "node", "npm")
     root = _checkout(machine.tmp)
     machine.ensure("cg_ensure_node_reference", str(root / "tests" / "signals" / "reference"))
     machine.calls.unlink()
@@ -513,3 +543,25 @@ def test_bootstrap_whose_pip_install_fails_keeps_no_stamp_and_retries(machine: M
     assert machine.run("./scripts/bootstrap.sh", cwd=root).calls == [
         f"venv/python -m pip install --quiet -e {root}[dev]"
     ]
+
+
+def test_a_java_older_than_17_is_replaced_by_java_17(machine: Machine) -> None:
+    machine.has("java8")  # `java -version` says 1.8.0_402
+
+    result = machine.ensure("cg_ensure_java")
+
+    assert result.returncode == 0, result.stderr
+    assert result.calls == [UPDATE, _install("openjdk-17-jre-headless")]
+
+
+def test_a_java_that_stays_too_old_stops_with_one_line(machine: Machine) -> None:
+    machine.has("java8")
+    machine.env["APT_INSTALLS_NOTHING"] = "1"
+
+    result = machine.ensure("cg_ensure_java")
+
+    assert result.returncode == 1
+    assert _error_line(result) == (
+        "consentgate: a Java 17 runtime (for the test suite's Spark cluster) still missing after "
+        "'apt-get install openjdk-17-jre-headless': java on PATH is version 8"
+    )
