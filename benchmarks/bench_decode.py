@@ -147,7 +147,9 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"| {name} | {rate:,.0f} | {rate / js:.2f}x | {result['failures'][name]:,} |")
     lines.append("")
     for name, (accepted, total) in result["must_fail_accepted"].items():
-        lines.append(f"{name} accepts {accepted} of the {total} malformed TC strings of tests/signals/vectors.yaml")
+        lines.append(
+            f"{name} accepts {accepted} of the {total} malformed TC strings of tests/signals/vectors.yaml"
+        )
     return "\n".join(lines)
 
 

@@ -17,6 +17,9 @@ reported. Everything is printed as a table with the ratio full / incremental.
     python benchmarks/bench_purge.py --rows 1000000  # one size
     python benchmarks/bench_purge.py --postgres 127.0.0.1:5432   # on PostgreSQL (user postgres,
                                                                  # database postgres, schema bench_purge)
+    python benchmarks/bench_purge.py --sweep [--rows 10000000] [--results FILE]
+        # a nightly run against the fraction of subjects changed (0.01% .. 100%): incremental purge,
+        # full purge and a full consentgate enforcement of the same table (docs/nightly_vs_changed.png)
 
 Needs dbt-core, dbt-duckdb and duckdb (the project's `dbt` extra), psycopg2 for --postgres. Uses a
 temp dir; about a minute on DuckDB. On PostgreSQL the tables get a b-tree index on the subject column.
@@ -43,9 +46,10 @@ AS_OF = "2026-01-12"  # the cut-off T of this run
 REPEATS = 5
 
 
-def build_data(path: Path, rows: int) -> None:
-    """ad_events (integer subject) and ad_events_text (text subject), and a consent log where 100
-    subjects changed in (W, T]: 60 withdrew, 20 grants expired, 20 re-confirmed their grant."""
+def build_data(path: Path, rows: int, changed: int = CHANGED) -> None:
+    """ad_events (integer subject) and ad_events_text (text subject), and a consent log where
+    `changed` subjects (default 100) changed in (W, T]: 20 grants expired, and of the others three in
+    four withdrew, the rest re-confirmed their grant (100: 60 withdrew, 20 re-confirmed)."""
     import duckdb
 
     con = duckdb.connect(str(path))
@@ -70,12 +74,15 @@ def build_data(path: Path, rows: int) -> None:
                case when i % 5000 = 0 and i < {20 * 5000} then timestamp '2026-01-11' end, 'banner', 'v1'
         from range({SUBJECTS}) t(i)"""
     )
-    # 60 withdrawals and 20 re-grants recorded in (W, T], spread over the key space.
+    # Withdrawals and re-grants recorded in (W, T], spread over the key space (997 is prime to
+    # SUBJECTS, so the subjects are distinct).
+    others = max(changed - 20, 0)
     con.execute(
         f"""insert into consent_events
-        select cast(1 + i * 997 as varchar), 'ad_targeting', case when i < 60 then 'withdrawn' else 'granted' end,
+        select cast((1 + i * 997) % {SUBJECTS} as varchar), 'ad_targeting',
+               case when i < {others * 3 // 4} then 'withdrawn' else 'granted' end,
                timestamp '2026-01-11 08:00:00', null, null, 'settings', 'v2'
-        from range({CHANGED - 20}) t(i)"""
+        from range({others}) t(i)"""
     )
     con.execute(
         """create or replace table consent_events_text as
@@ -267,6 +274,76 @@ def bench(rows: int, root: Path, postgres: str | None) -> list[tuple[str, int, f
     return results
 
 
+def time_enforce(db: Path) -> float:
+    """Median seconds of a full consentgate enforcement (replace) of the text-key table, in process."""
+    import consentgate
+    import duckdb
+
+    timings = []
+    for _ in range(3):
+        con = duckdb.connect(str(db))
+        start = time.perf_counter()
+        consentgate.enforce(
+            source="ad_events_text",
+            target="consented_events",
+            subject_column="customer_key",
+            purpose="ad_targeting",
+            as_of=AS_OF,
+            consent_table="consent_events_text",
+            connection=con,
+        )
+        timings.append(time.perf_counter() - start)
+        con.close()
+    return statistics.median(timings)
+
+
+FRACTIONS = (0.0001, 0.001, 0.01, 0.1, 0.5, 1.0)
+
+
+def sweep(rows: int, root: Path, results: str | None) -> None:
+    """A nightly run's time against the fraction of subjects whose consent changed since the last
+    run: the incremental purge, the full purge and a full consentgate enforcement of the same table."""
+    print(
+        f"{'changed':>9} {'fraction':>9} {'incremental':>12} {'full purge':>11} {'enforce':>9} {'deleted':>9}"
+    )
+    points = []
+    for fraction in FRACTIONS:
+        changed = max(20, int(SUBJECTS * fraction))
+        db = root / f"sweep_{changed}.duckdb"
+        build_data(db, rows, changed)
+        project = write_project(root / f"s{changed}", db)
+        inc, deleted = time_statement(
+            db, purge_sql(project, "ad_events_text", "customer_key", "consent_events_text", "incremental")
+        )
+        full, _ = time_statement(
+            db, purge_sql(project, "ad_events_text", "customer_key", "consent_events_text", "full")
+        )
+        enforce_s = time_enforce(db)
+        points.append(
+            {
+                "changed": changed,
+                "fraction": changed / SUBJECTS,
+                "incremental_purge": inc,
+                "full_purge": full,
+                "enforce": enforce_s,
+                "deleted": deleted,
+            }
+        )
+        print(
+            f"{changed:>9,} {changed / SUBJECTS:>9.4f} {inc:>12.3f} {full:>11.3f} {enforce_s:>9.3f} {deleted:>9,}",
+            flush=True,
+        )
+        db.unlink()
+    if results:
+        import json
+
+        with open(results, "a", encoding="utf-8") as f:
+            f.write(
+                json.dumps({"kind": "nightly_sweep", "rows": rows, "subjects": SUBJECTS, "points": points})
+                + "\n"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -277,7 +354,20 @@ def main() -> None:
     parser.add_argument(
         "--postgres", metavar="HOST:PORT", help="run on this PostgreSQL server instead of DuckDB"
     )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="instead: time a nightly run against the fraction of subjects changed (text key, --rows or 10M)",
+    )
+    parser.add_argument("--results", help="with --sweep: append the points as one JSON line to this file")
     args = parser.parse_args()
+    if args.sweep:
+        root = Path(tempfile.mkdtemp(prefix="consentgate-bench-purge-", dir=os.environ.get("BENCH_DIR")))
+        try:
+            sweep((args.rows or [10_000_000])[0], root, args.results)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        return
     sizes = args.rows or [1_000_000, 10_000_000]
     if args.postgres:
         con = pg_connect(args.postgres)

@@ -93,19 +93,18 @@ def build(path: Path, events: int, runs: int) -> None:
     run_policy(policy, path, as_of=AS_OF - timedelta(days=1), run_id="bench-real-1")
     run_policy(policy, path, as_of=AS_OF, run_id="bench-real-2")
     con = duckdb.connect(str(path))
+    # Copies of the real records at earlier nightly cut-offs; every other column as recorded (so the
+    # copies follow the evidence tables' schema, whatever columns it has).
     con.execute(f"""
-        INSERT INTO consentgate_runs
-        SELECT 'bench-' || n AS run_id, started_at - n * INTERVAL 1 DAY, finished_at - n * INTERVAL 1 DAY,
-               status, as_of - n * INTERVAL 1 DAY, consent_table, consent_fingerprint, consent_events_counted,
-               trigger, dag_id, task_id, airflow_run_id, dbt_invocation_id, package_version, error
-        FROM consentgate_runs, range(2, {runs}) t(n) WHERE run_id = 'bench-real-1'""")
+        INSERT INTO consentgate_runs BY NAME
+        SELECT r.* REPLACE ('bench-' || n AS run_id, r.started_at - n * INTERVAL 1 DAY AS started_at,
+                            r.finished_at - n * INTERVAL 1 DAY AS finished_at, r.as_of - n * INTERVAL 1 DAY AS as_of)
+        FROM consentgate_runs AS r, range(2, {runs}) t(n) WHERE r.run_id = 'bench-real-1'""")
     con.execute(f"""
-        INSERT INTO consentgate_lineage
-        SELECT 'bench-' || n, dataset, source, target, purpose, subject_column, normalize, rows_in, rows_out,
-               excluded_null_subject, excluded_no_consent, excluded_denied, excluded_withdrawn, excluded_expired,
-               excluded_invalid, consent_fingerprint, trigger, task_id, started_at - n * INTERVAL 1 DAY,
-               finished_at - n * INTERVAL 1 DAY
-        FROM consentgate_lineage, range(2, {runs}) t(n) WHERE run_id = 'bench-real-1'""")
+        INSERT INTO consentgate_lineage BY NAME
+        SELECT l.* REPLACE ('bench-' || n AS run_id, l.started_at - n * INTERVAL 1 DAY AS started_at,
+                            l.finished_at - n * INTERVAL 1 DAY AS finished_at)
+        FROM consentgate_lineage AS l, range(2, {runs}) t(n) WHERE l.run_id = 'bench-real-1'""")
     con.execute("CHECKPOINT")
     con.close()
 

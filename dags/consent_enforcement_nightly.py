@@ -1,6 +1,7 @@
 """Nightly consent enforcement: ingest every consent source of the policy, check the consent log,
 enforce every dataset of the policy, rebuild the dbt ad-targeting models, audit every ad-targeting
-output, and close the run record.
+output (the enforced targets, and the dbt models the build's manifest marks `meta.consentgate`), and
+close the run record.
 
 Wiring only; the logic lives in the consentgate package (docs/airflow.md). Parsing this file opens no
 connection and reads no Variable: the policy path and connection id are read when the run starts
@@ -29,20 +30,6 @@ DBT_PROJECT = os.environ.get(
 # `consentgate_duckdb` (DuckDB allows one writing process per file). See docs/airflow.md.
 POOL = warehouse_pool()
 
-# The dbt models that feed ad platforms (dbt_project/integration_tests/models/ad_targeting), audited
-# after every build. Unqualified names resolve in the connection's default schema (dbt's target schema).
-AD_TARGETING_MODELS = [
-    {"table": "ad_audience", "subject_column": "customer_id", "purpose": "ad_targeting"},
-    {"table": "ad_lookalike_seed", "subject_column": "customer_id", "purpose": "ad_targeting"},
-    {"table": "ad_customer_features", "subject_column": "customer_id", "purpose": "ad_targeting"},
-    {
-        "table": "email_audience",
-        "subject_column": "email",
-        "purpose": "email_marketing",
-        "normalize": "lower",
-    },
-]
-
 default_args = {
     "owner": "consentgate",
     "pool": POOL,
@@ -63,9 +50,6 @@ with DAG(
     max_active_runs=1,
     default_args=default_args,
     params={
-        "ad_targeting_models": Param(
-            AD_TARGETING_MODELS, type="array", description="dbt models audited after the build"
-        ),
         "dbt_source_schema": Param("raw", type="string", description="schema of the raw tables, for dbt"),
     },
     tags=["consentgate", "privacy"],
@@ -115,6 +99,8 @@ with DAG(
         conn_id="{{ ti.xcom_pull(task_ids='check_consent_source', key='conn_id') }}",
         as_of="{{ ti.xcom_pull(task_ids='check_consent_source', key='as_of') }}",
         run_id="{{ ti.xcom_pull(task_ids='check_consent_source', key='run_id') }}",
+        # The policy's purposes become var consentgate_purposes: a model calling another one fails to compile.
+        policy="{{ ti.xcom_pull(task_ids='check_consent_source', key='policy') }}",
         vars={
             "consentgate_source_schema": "{{ params.dbt_source_schema }}",
             "consentgate_consent_relation": "{{ ti.xcom_pull(task_ids='check_consent_source', key='consent_table') }}",
@@ -122,13 +108,14 @@ with DAG(
     )
 
     @task(pool="default_pool")
-    def ad_targeting_outputs(datasets, **context):
-        """Every ad-targeting output to audit: the enforced targets and the dbt models."""
-        from consentgate.airflow.tasks import audit_plan
+    def ad_targeting_outputs(datasets, dbt_result):
+        """Every ad-targeting output to audit: the enforced targets, and the ad-targeting models the dbt
+        build made, as its manifest describes them (meta.consentgate; the only_consented test's column)."""
+        from consentgate.airflow.tasks import audit_plan, dbt_audit_models
 
-        return audit_plan(datasets, context["params"]["ad_targeting_models"])
+        return audit_plan(datasets, dbt_audit_models(dbt_result))
 
-    outputs = ad_targeting_outputs(datasets)
+    outputs = ad_targeting_outputs(datasets, dbt_build.output)
 
     audit = ConsentAuditOperator.partial(
         task_id="audit_ad_targeting", map_index_template="{{ task.table }}"
@@ -141,5 +128,5 @@ with DAG(
 
         return close(context)
 
-    enforce >> dbt_build >> outputs
+    enforce >> dbt_build
     audit >> close_run()

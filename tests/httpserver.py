@@ -31,7 +31,11 @@ def http_get(url: str) -> tuple[int, str]:
 
 @contextmanager
 def serving(
-    command: Callable[[int], list[str]], env: Mapping[str, str], ready_path: str, log: Path, timeout: float = 120
+    command: Callable[[int], list[str]],
+    env: Mapping[str, str],
+    ready_path: str,
+    log: Path,
+    timeout: float = 120,
 ) -> Iterator[str]:
     """Run `command(port)` until the block ends; yields the base URL once `ready_path` answers 200.
 

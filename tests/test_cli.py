@@ -18,7 +18,10 @@ EXE = [sys.executable, "-m", "consentgate.cli.app"]
 
 def cg(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(Path(sys.executable).with_name("consentgate")), *args], capture_output=True, text=True, timeout=120
+        [str(Path(sys.executable).with_name("consentgate")), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -33,8 +36,20 @@ def db(tmp_path: Path) -> Path:
 
 def enforce_args(db: Path, *extra: str) -> list[str]:
     return [
-        "enforce", "--database", str(db), "--source", "dataset", "--target", "out.t",
-        "--subject-column", "subject", "--purpose", "ads", "--as-of", "2026-03-01T00:00:00Z", *extra,
+        "enforce",
+        "--database",
+        str(db),
+        "--source",
+        "dataset",
+        "--target",
+        "out.t",
+        "--subject-column",
+        "subject",
+        "--purpose",
+        "ads",
+        "--as-of",
+        "2026-03-01T00:00:00Z",
+        *extra,
     ]
 
 
@@ -42,8 +57,17 @@ def test_enforce_json_is_exactly_one_object(db: Path) -> None:
     p = cg(*enforce_args(db, "--json", "--run-id", "r1"))
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)  # exactly one JSON document
-    for key in ("run_id", "source", "target", "purpose", "as_of", "rows_in", "rows_out", "excluded",
-                "consent_fingerprint"):
+    for key in (
+        "run_id",
+        "source",
+        "target",
+        "purpose",
+        "as_of",
+        "rows_in",
+        "rows_out",
+        "excluded",
+        "consent_fingerprint",
+    ):
         assert key in out
     assert out["run_id"] == "r1" and out["as_of"] == "2026-03-01T00:00:00"
     assert set(out["excluded"]) == REASONS
@@ -118,7 +142,10 @@ def test_demo_builds_and_enforces(tmp_path: Path) -> None:
     assert status == "success"
     assert {d[0] for d in datasets} == {"customers", "web_events", "purchases", "email_engagement"}
     assert all(0 < out < rows_in and excluded > 0 for _, rows_in, out, excluded in datasets)
-    assert "gpc" in sources
+    # The demo's log is built by ingesting its raw consent sources; `source` names the one each event
+    # came from (the GPC header of the web logs among them).
+    assert {"web_gpc", "cmp_tcf", "segment_consent", "account_settings"} <= sources
+    assert any(s.startswith("fides_newsletter") for s in sources)
     assert "consented" in p.stdout + p.stderr
 
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 from cases_loader import create_tables
-from test_cli import cg
-from test_engine import EVENTS, ROWS
-
 from consentgate.engine.session import open_database, url_scheme
 from consentgate.errors import DatabaseUnavailableError, UnsupportedConnectionError
+from test_cli import cg
+from test_engine import EVENTS, ROWS
 
 SECRET = "s3cr3t-pw"
 POLICY = (

@@ -56,14 +56,21 @@ def test_counts_every_reason_and_keeps_only_consented_rows(db: Path) -> None:
     r = run(db)
     assert (r.rows_in, r.rows_out) == (8, 2)
     assert r.excluded == {
-        "null_subject": 1, "no_consent": 1, "denied": 1, "withdrawn": 1, "expired": 1, "invalid": 1,
+        "null_subject": 1,
+        "no_consent": 1,
+        "denied": 1,
+        "withdrawn": 1,
+        "expired": 1,
+        "invalid": 1,
     }
     assert sorted(query(db, "SELECT row_id FROM out.targeted")) == [(1,), (2,)]
 
 
 def test_lineage_records_run_and_dataset(db: Path) -> None:
     r = run(db, run_id="night-1", dataset="web")
-    runs = query(db, "SELECT run_id, status, as_of, consent_fingerprint, trigger, error FROM consentgate_runs")
+    runs = query(
+        db, "SELECT run_id, status, as_of, consent_fingerprint, trigger, error FROM consentgate_runs"
+    )
     assert runs == [("night-1", "success", T, r.consent_fingerprint, "cli", None)]
     rows = query(
         db,
@@ -80,7 +87,10 @@ def test_rerun_with_same_run_id_is_refused_and_keeps_the_first_runs_evidence(db:
     before = (query(db, "SELECT * FROM consentgate_runs"), query(db, "SELECT * FROM consentgate_lineage"))
     with pytest.raises(lineage.RunIdInUseError, match="run id 'again' is already used by another invocation"):
         run(db, run_id="again")
-    assert (query(db, "SELECT * FROM consentgate_runs"), query(db, "SELECT * FROM consentgate_lineage")) == before
+    assert (
+        query(db, "SELECT * FROM consentgate_runs"),
+        query(db, "SELECT * FROM consentgate_lineage"),
+    ) == before
     run(db, run_id="other")
     assert query(db, "SELECT count(*) FROM consentgate_runs") == [(2,)]
 
@@ -88,7 +98,9 @@ def test_rerun_with_same_run_id_is_refused_and_keeps_the_first_runs_evidence(db:
 def test_withdrawal_takes_effect_on_next_run(db: Path) -> None:
     run(db)
     con = duckdb.connect(str(db))
-    con.execute("INSERT INTO consent_events VALUES ('1', 'ads', 'withdrawn', TIMESTAMP '2026-03-01 12:00:00', NULL, NULL, 'gpc', 'v2')")
+    con.execute(
+        "INSERT INTO consent_events VALUES ('1', 'ads', 'withdrawn', TIMESTAMP '2026-03-01 12:00:00', NULL, NULL, 'gpc', 'v2')"
+    )
     con.close()
     run(db, as_of=datetime(2026, 3, 2))
     assert query(db, "SELECT count(*) FROM out.targeted") == [(0,)]
@@ -98,7 +110,9 @@ def test_error_mid_write_leaves_old_target(db: Path, monkeypatch: pytest.MonkeyP
     run(db)
     before = sorted(query(db, "SELECT * FROM out.targeted"))
     con = duckdb.connect(str(db))
-    con.execute("INSERT INTO consent_events VALUES ('6', 'ads', 'granted', TIMESTAMP '2026-01-01', NULL, NULL, NULL, NULL)")
+    con.execute(
+        "INSERT INTO consent_events VALUES ('6', 'ads', 'granted', TIMESTAMP '2026-01-01', NULL, NULL, NULL, NULL)"
+    )
     con.close()
 
     def boom(*args, **kwargs):
@@ -120,22 +134,46 @@ def _consent_snapshot(db: Path) -> list[tuple]:
 
 BAD_INPUTS = [
     ("missing source", dict(source="nope"), errors.SourceError, r"source table 'nope' does not exist"),
-    ("missing consent table", dict(consent_table="consents"), errors.ConsentSourceError,
-     r"consent table 'consents' does not exist"),
-    ("subject column not in source", dict(subject_column="customer"), errors.SourceError,
-     r"subject column 'customer' is not in source 'dataset' \(columns: row_id, subject\)"),
+    (
+        "missing consent table",
+        dict(consent_table="consents"),
+        errors.ConsentSourceError,
+        r"consent table 'consents' does not exist",
+    ),
+    (
+        "subject column not in source",
+        dict(subject_column="customer"),
+        errors.SourceError,
+        r"subject column 'customer' is not in source 'dataset' \(columns: row_id, subject\)",
+    ),
     ("target is source", dict(target="dataset"), errors.TargetError, r"target 'dataset' is the source table"),
-    ("target is consent table", dict(target="main.consent_events"), errors.TargetError,
-     r"is the consent table"),
+    (
+        "target is consent table",
+        dict(target="main.consent_events"),
+        errors.TargetError,
+        r"is the consent table",
+    ),
     ("target is evidence", dict(target="consentgate_runs"), errors.TargetError, r"evidence table"),
-    ("unparsable as-of", dict(as_of="yesterday-ish"), errors.InvalidAsOfError,
-     r"as-of 'yesterday-ish' is not an ISO 8601 timestamp"),
-    ("injection in target", dict(target="out.t; DROP TABLE consent_events"), errors.InvalidIdentifierError,
-     r"is not a plain identifier path"),
+    (
+        "unparsable as-of",
+        dict(as_of="yesterday-ish"),
+        errors.InvalidAsOfError,
+        r"as-of 'yesterday-ish' is not an ISO 8601 timestamp",
+    ),
+    (
+        "injection in target",
+        dict(target="out.t; DROP TABLE consent_events"),
+        errors.InvalidIdentifierError,
+        r"is not a plain identifier path",
+    ),
     ("injection in source", dict(source='dataset" --'), errors.InvalidIdentifierError, r"plain identifier"),
     ("three-part name", dict(source="a.b.c"), errors.InvalidIdentifierError, r"plain identifier"),
-    ("injection in column", dict(subject_column="subject) OR (1=1"), errors.InvalidIdentifierError,
-     r"not a plain column name"),
+    (
+        "injection in column",
+        dict(subject_column="subject) OR (1=1"),
+        errors.InvalidIdentifierError,
+        r"not a plain column name",
+    ),
     ("unknown normalisation", dict(normalize="upper"), errors.ConsentGateError, r"unknown normalisation"),
 ]
 
@@ -160,8 +198,14 @@ def test_bad_input_fails_cleanly_and_is_recorded(db: Path, kw: dict, exc: type, 
     [
         ("ALTER TABLE consent_events DROP COLUMN status", r"has no column 'status' for status"),
         ("ALTER TABLE consent_events DROP COLUMN expires_at", r"has no column 'expires_at'"),
-        ("ALTER TABLE consent_events ALTER event_ts TYPE VARCHAR", r"'event_ts' \(event_ts\) has type VARCHAR, expected a timestamp"),
-        ("ALTER TABLE consent_events ALTER status SET DATA TYPE INTEGER USING 1", r"'status' \(status\) has type INTEGER, expected text"),
+        (
+            "ALTER TABLE consent_events ALTER event_ts TYPE VARCHAR",
+            r"'event_ts' \(event_ts\) has type VARCHAR, expected a timestamp",
+        ),
+        (
+            "ALTER TABLE consent_events ALTER status SET DATA TYPE INTEGER USING 1",
+            r"'status' \(status\) has type INTEGER, expected text",
+        ),
     ],
 )
 def test_unusable_consent_table_fails_closed(db: Path, ddl: str, match: str) -> None:
@@ -192,7 +236,11 @@ def test_locked_database_is_reported(db: Path) -> None:
     import time
 
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(db)!r}); print('ok', flush=True); time.sleep(60)"],
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,time; c=duckdb.connect({str(db)!r}); print('ok', flush=True); time.sleep(60)",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -236,8 +284,14 @@ class TestFingerprint:
 
     def test_event_recorded_after_cutoff_does_not_change_it(self, db: Path) -> None:
         first = self.fp(db)
-        self.exec(db, "INSERT INTO consent_events VALUES ('1', 'ads', 'withdrawn', TIMESTAMP '2026-02-15', TIMESTAMP '2026-03-05', NULL, NULL, NULL)")
-        self.exec(db, "INSERT INTO consent_events VALUES ('9', 'ads', 'granted', TIMESTAMP '2026-04-01', NULL, NULL, NULL, NULL)")
+        self.exec(
+            db,
+            "INSERT INTO consent_events VALUES ('1', 'ads', 'withdrawn', TIMESTAMP '2026-02-15', TIMESTAMP '2026-03-05', NULL, NULL, NULL)",
+        )
+        self.exec(
+            db,
+            "INSERT INTO consent_events VALUES ('9', 'ads', 'granted', TIMESTAMP '2026-04-01', NULL, NULL, NULL, NULL)",
+        )
         assert self.fp(db) == first
         assert self.fp(db, as_of=datetime(2026, 4, 2)) != first
 
@@ -249,7 +303,10 @@ class TestFingerprint:
     def test_does_not_depend_on_the_purposes_a_run_decides(self, db: Path) -> None:
         # Each mapped Airflow task snapshots the log for its own purpose; close_run compares their
         # fingerprints, so they must cover the whole log whatever the purposes decided.
-        self.exec(db, "INSERT INTO consent_events VALUES ('1', 'email', 'granted', TIMESTAMP '2026-01-02', NULL, NULL, NULL, NULL)")
+        self.exec(
+            db,
+            "INSERT INTO consent_events VALUES ('1', 'email', 'granted', TIMESTAMP '2026-01-02', NULL, NULL, NULL, NULL)",
+        )
         session = open_duckdb(db)
         try:
             snaps = [
@@ -281,14 +338,28 @@ def _policy(**dataset_overrides) -> consentgate.engine.policy.Policy:
 
 def test_one_snapshot_decides_each_purpose_on_its_own(db: Path) -> None:
     con = duckdb.connect(str(db))
-    con.execute("INSERT INTO consent_events VALUES ('3', ' Email ', 'GRANTED', TIMESTAMP '2026-01-05', NULL, NULL, NULL, NULL)")
+    con.execute(
+        "INSERT INTO consent_events VALUES ('3', ' Email ', 'GRANTED', TIMESTAMP '2026-01-05', NULL, NULL, NULL, NULL)"
+    )
     con.close()
     policy = parse_policy(
         {
             "purposes": [{"name": "ads", "description": "Ads."}, {"name": "email", "description": "E-mail."}],
             "datasets": [
-                {"name": "ads", "source": "dataset", "target": "out.ads", "subject_column": "subject", "purpose": "ads"},
-                {"name": "mail", "source": "dataset", "target": "out.mail", "subject_column": "subject", "purpose": "EMAIL"},
+                {
+                    "name": "ads",
+                    "source": "dataset",
+                    "target": "out.ads",
+                    "subject_column": "subject",
+                    "purpose": "ads",
+                },
+                {
+                    "name": "mail",
+                    "source": "dataset",
+                    "target": "out.mail",
+                    "subject_column": "subject",
+                    "purpose": "EMAIL",
+                },
             ],
         }
     )
@@ -325,15 +396,27 @@ def test_run_policy_failed_dataset_marks_run_failed_and_others_still_enforced(db
         {
             "purposes": [{"name": "ads", "description": "Ads."}],
             "datasets": [
-                {"name": "good", "source": "dataset", "target": "out.good", "subject_column": "subject", "purpose": "ads"},
-                {"name": "bad", "source": "missing", "target": "out.bad", "subject_column": "subject", "purpose": "ads"},
+                {
+                    "name": "good",
+                    "source": "dataset",
+                    "target": "out.good",
+                    "subject_column": "subject",
+                    "purpose": "ads",
+                },
+                {
+                    "name": "bad",
+                    "source": "missing",
+                    "target": "out.bad",
+                    "subject_column": "subject",
+                    "purpose": "ads",
+                },
             ],
         }
     )
     result = consentgate.run_policy(policy, db, as_of=T, run_id="partial")
     assert not result.ok and set(result.errors) == {"bad"}
     assert query(db, "SELECT count(*) FROM out.good") == [(2,)]
-    (status, error), = query(db, "SELECT status, error FROM consentgate_runs WHERE run_id = 'partial'")
+    ((status, error),) = query(db, "SELECT status, error FROM consentgate_runs WHERE run_id = 'partial'")
     assert status == "failed" and "bad: source table 'missing' does not exist" in error
 
 
@@ -347,8 +430,20 @@ def test_a_dataset_failing_mid_enforcement_does_not_fail_the_next_one_of_the_sam
         {
             "purposes": [{"name": "ads", "description": "Ads."}],
             "datasets": [
-                {"name": "bad", "source": "broken", "target": "out.bad", "subject_column": "subject", "purpose": "ads"},
-                {"name": "good", "source": "dataset", "target": "out.good", "subject_column": "subject", "purpose": "ads"},
+                {
+                    "name": "bad",
+                    "source": "broken",
+                    "target": "out.bad",
+                    "subject_column": "subject",
+                    "purpose": "ads",
+                },
+                {
+                    "name": "good",
+                    "source": "dataset",
+                    "target": "out.good",
+                    "subject_column": "subject",
+                    "purpose": "ads",
+                },
             ],
         }
     )

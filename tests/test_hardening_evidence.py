@@ -18,9 +18,14 @@ from consentgate.errors import ConsentGateError
 from reference import Event
 
 T = datetime(2026, 3, 1)
-EVENTS = [Event("1", "ads", "granted", datetime(2026, 1, 1)), Event("2", "ads", "denied", datetime(2026, 1, 1))]
+EVENTS = [
+    Event("1", "ads", "granted", datetime(2026, 1, 1)),
+    Event("2", "ads", "denied", datetime(2026, 1, 1)),
+]
 ROWS = [(1, "1"), (2, "2"), (3, "1"), (4, "3")]
-AIRFLOW = RunContext(trigger="airflow", dag_id="nightly", task_id="run", airflow_run_id="scheduled__2026-03-01")
+AIRFLOW = RunContext(
+    trigger="airflow", dag_id="nightly", task_id="run", airflow_run_id="scheduled__2026-03-01"
+)
 
 
 def _policy() -> Any:
@@ -55,7 +60,9 @@ def evidence(db: Path) -> tuple[list[tuple], list[tuple]]:
 
 
 def enforce(db: Path, **kw: Any) -> Any:
-    args = dict(source="dataset", target="out_a", subject_column="subject", purpose="ads", as_of=T, dataset="a")
+    args = dict(
+        source="dataset", target="out_a", subject_column="subject", purpose="ads", as_of=T, dataset="a"
+    )
     args.update(kw)
     return consentgate.enforce(db, **args)
 
@@ -86,7 +93,9 @@ def test_a_reused_run_id_is_a_one_line_error_saying_what_to_do(db: Path) -> None
     assert message.endswith("use a new run id") and "\n" not in message
 
 
-def test_an_airflow_retry_of_a_failed_run_is_a_new_attempt_and_a_successful_run_stays_closed(db: Path) -> None:
+def test_an_airflow_retry_of_a_failed_run_is_a_new_attempt_and_a_successful_run_stays_closed(
+    db: Path,
+) -> None:
     con = duckdb.connect(str(db))
     con.execute("ALTER TABLE consent_events RENAME TO consent_later")
     con.close()
@@ -205,8 +214,9 @@ def test_an_autocommit_connection_keeps_the_old_target_when_the_run_fails_after_
     con = pg.connect()
     con.autocommit = True
     try:
-        consentgate.enforce(connection=con, source="dataset", target="out_a", subject_column="subject",
-                            purpose="ads", as_of=T)
+        consentgate.enforce(
+            connection=con, source="dataset", target="out_a", subject_column="subject", purpose="ads", as_of=T
+        )
         before = pg_rows(pg, "SELECT * FROM out_a")
         pg_grant(pg, "3")  # the next run would keep one more row
 
@@ -215,8 +225,15 @@ def test_an_autocommit_connection_keeps_the_old_target_when_the_run_fails_after_
 
         monkeypatch.setattr(lineage, "write_lineage", boom)
         with pytest.raises(RuntimeError, match="disk full"):
-            consentgate.enforce(connection=con, source="dataset", target="out_a", subject_column="subject",
-                                purpose="ads", as_of=T, run_id="broken")
+            consentgate.enforce(
+                connection=con,
+                source="dataset",
+                target="out_a",
+                subject_column="subject",
+                purpose="ads",
+                as_of=T,
+                run_id="broken",
+            )
     finally:
         con.close()
     assert pg_rows(pg, "SELECT * FROM out_a") == before
@@ -227,8 +244,9 @@ def _swap_under_reader(server: Any, isolation: str, source_sql: str | None = Non
     """A reader takes its snapshot (on another table), a run replaces out_a and commits, then the reader
     reads out_a in the same transaction, and again in a new one. Returns (old rows, seen, seen after)."""
     con = server.connect()
-    consentgate.enforce(connection=con, source="dataset", target="out_a", subject_column="subject",
-                        purpose="ads", as_of=T)
+    consentgate.enforce(
+        connection=con, source="dataset", target="out_a", subject_column="subject", purpose="ads", as_of=T
+    )
     old = pg_rows(server, "SELECT row_id FROM out_a")
     pg_grant(server, "3")
     if source_sql:
@@ -239,8 +257,9 @@ def _swap_under_reader(server: Any, isolation: str, source_sql: str | None = Non
     with reader.cursor() as cur:
         cur.execute(f"BEGIN ISOLATION LEVEL {isolation}")
         cur.execute("SELECT count(*) FROM consent_events")  # the snapshot is taken here
-        consentgate.enforce(connection=con, source="dataset", target="out_a", subject_column="subject",
-                            purpose="ads", as_of=T)
+        consentgate.enforce(
+            connection=con, source="dataset", target="out_a", subject_column="subject", purpose="ads", as_of=T
+        )
         cur.execute("SELECT row_id FROM out_a")
         seen = sorted(cur.fetchall())
         cur.execute("COMMIT")
@@ -275,8 +294,9 @@ def test_when_the_columns_change_the_table_is_recreated_and_an_old_snapshot_sees
 def test_a_reader_does_not_block_the_swap(pg: Any) -> None:
     """The reader holds a lock on out_a (it has read it): DELETE + INSERT does not wait for it."""
     con = pg.connect()
-    consentgate.enforce(connection=con, source="dataset", target="out_a", subject_column="subject",
-                        purpose="ads", as_of=T)
+    consentgate.enforce(
+        connection=con, source="dataset", target="out_a", subject_column="subject", purpose="ads", as_of=T
+    )
     with con.cursor() as cur:  # a DROP would wait for the reader's lock: give up instead of hanging
         cur.execute("SET lock_timeout = '20s'")
     con.commit()
@@ -285,8 +305,9 @@ def test_a_reader_does_not_block_the_swap(pg: Any) -> None:
         cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         cur.execute("SELECT row_id FROM out_a")
         cur.fetchall()
-        consentgate.enforce(connection=con, source="dataset", target="out_a", subject_column="subject",
-                            purpose="ads", as_of=T)  # returns while the reader's transaction is open
+        consentgate.enforce(
+            connection=con, source="dataset", target="out_a", subject_column="subject", purpose="ads", as_of=T
+        )  # returns while the reader's transaction is open
         cur.execute("COMMIT")
     reader.close()
     con.close()
@@ -298,14 +319,18 @@ def test_a_reader_does_not_block_the_swap(pg: Any) -> None:
 def test_duckdb_a_reader_in_a_transaction_sees_the_old_rows(db: Path) -> None:
     con = duckdb.connect(str(db))
     try:
-        consentgate.enforce(connection=con, source="dataset", target="out_a", subject_column="subject",
-                            purpose="ads", as_of=T)
-        con.execute("INSERT INTO consent_events VALUES ('3', 'ads', 'granted', TIMESTAMP '2026-01-02', NULL, NULL, 't', 'v1')")
+        consentgate.enforce(
+            connection=con, source="dataset", target="out_a", subject_column="subject", purpose="ads", as_of=T
+        )
+        con.execute(
+            "INSERT INTO consent_events VALUES ('3', 'ads', 'granted', TIMESTAMP '2026-01-02', NULL, NULL, 't', 'v1')"
+        )
         reader = con.cursor()
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM consent_events").fetchall()
-        consentgate.enforce(connection=con, source="dataset", target="out_a", subject_column="subject",
-                            purpose="ads", as_of=T)
+        consentgate.enforce(
+            connection=con, source="dataset", target="out_a", subject_column="subject", purpose="ads", as_of=T
+        )
         assert sorted(reader.execute("SELECT row_id FROM out_a").fetchall()) == [(1,), (3,)]
         reader.execute("COMMIT")
         assert sorted(reader.execute("SELECT row_id FROM out_a").fetchall()) == [(1,), (3,), (4,)]

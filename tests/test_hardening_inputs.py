@@ -43,9 +43,13 @@ def one_error_line(p: subprocess.CompletedProcess) -> str:
 
 # -- policy files ----------------------------------------------------------------------------------
 
-LAUGHS = "version:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
-    f"  {c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
-) + GOOD_TAIL.replace("description: Ads.", "description: *i")
+LAUGHS = (
+    "version:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(
+        f"  {c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    + GOOD_TAIL.replace("description: Ads.", "description: *i")
+)
 
 
 @pytest.mark.parametrize(
@@ -81,14 +85,18 @@ def test_default_size_bound_is_far_above_a_real_policy() -> None:
 def test_bad_utf8_names_the_file_and_the_place(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yml"
     path.write_bytes(b"purposes:\n  - {name: ads, description: caf\xe9}\n")
-    with pytest.raises(PolicyError, match=r"latin1.yml' is not UTF-8 text \(byte 42 on line 2\); save it as UTF-8"):
+    with pytest.raises(
+        PolicyError, match=r"latin1.yml' is not UTF-8 text \(byte 42 on line 2\); save it as UTF-8"
+    ):
         load(path)
 
 
 def test_a_large_aliased_value_in_a_field_is_described_not_printed(tmp_path: Path) -> None:
     path = tmp_path / "aliased.yml"
     path.write_text(GOOD_TAIL.replace("Ads.", "&big [" + ", ".join(["lol"] * 500) + "]"))
-    with pytest.raises(PolicyError, match=r"purposes\[0\]\.description: expected non-empty text, got a list") as info:
+    with pytest.raises(
+        PolicyError, match=r"purposes\[0\]\.description: expected non-empty text, got a list"
+    ) as info:
         load(path)
     assert len(str(info.value)) < 300
 
@@ -102,14 +110,17 @@ def test_version_must_be_a_short_scalar() -> None:
 def _good() -> dict:
     return {
         "purposes": [{"name": "ads", "description": "Ads."}],
-        "datasets": [{"name": "w", "source": "raw.w", "target": "ok.w", "subject_column": "c", "purpose": "ads"}],
+        "datasets": [
+            {"name": "w", "source": "raw.w", "target": "ok.w", "subject_column": "c", "purpose": "ads"}
+        ],
     }
 
 
 def test_twenty_thousand_datasets_validate(tmp_path: Path) -> None:
     path = tmp_path / "big.yml"
     rows = [
-        f"  - {{name: d{i}, source: raw.s{i}, target: ok.t{i}, subject_column: cid, purpose: ads}}" for i in range(20_000)
+        f"  - {{name: d{i}, source: raw.s{i}, target: ok.t{i}, subject_column: cid, purpose: ads}}"
+        for i in range(20_000)
     ]
     path.write_text("purposes:\n  - {name: ads, description: Ads.}\ndatasets:\n" + "\n".join(rows) + "\n")
     assert len(load(path).datasets) == 20_000
@@ -128,7 +139,9 @@ def test_run_records_a_policy_that_fails_to_load(tmp_path: Path) -> None:
     assert f"policy file '{path}' is not UTF-8 text" in line
     con = duckdb.connect(str(db), read_only=True)
     try:
-        rows = con.execute("SELECT status, error FROM consentgate_runs WHERE run_id = 'r-bad-policy'").fetchall()
+        rows = con.execute(
+            "SELECT status, error FROM consentgate_runs WHERE run_id = 'r-bad-policy'"
+        ).fetchall()
     finally:
         con.close()
     assert rows == [("failed", line.removeprefix("consentgate: error: "))]
@@ -155,8 +168,21 @@ def test_as_of_outside_the_calendar_in_utc_is_a_one_line_error(tmp_path: Path, v
     db = tmp_path / "w.duckdb"
     duckdb.connect(str(db)).close()
     line = one_error_line(
-        cg("enforce", "--database", str(db), "--source", "s", "--target", "t", "--subject-column", "c",
-           "--purpose", "ads", "--as-of", value)
+        cg(
+            "enforce",
+            "--database",
+            str(db),
+            "--source",
+            "s",
+            "--target",
+            "t",
+            "--subject-column",
+            "c",
+            "--purpose",
+            "ads",
+            "--as-of",
+            value,
+        )
     )
     assert f"as-of {value!r} falls outside years 1-9999" in line
 
@@ -184,7 +210,10 @@ def _truncated(path: Path) -> None:
 
 NOT_DUCKDB = {
     "sqlite": (_sqlite, r"is a SQLite database, not DuckDB"),
-    "random": (lambda p: p.write_bytes(os.urandom(5000)), r"is not a DuckDB database \(5000 bytes, no DuckDB header\)"),
+    "random": (
+        lambda p: p.write_bytes(os.urandom(5000)),
+        r"is not a DuckDB database \(5000 bytes, no DuckDB header\)",
+    ),
     "empty": (lambda p: p.write_bytes(b""), r"is not a DuckDB database \(0 bytes"),
     "truncated": (_truncated, r"is truncated \(6000 bytes, shorter than a DuckDB header\)"),
 }
@@ -196,7 +225,9 @@ def _digest(path: Path) -> tuple[int, str]:
 
 @pytest.mark.parametrize("kind", sorted(NOT_DUCKDB))
 @pytest.mark.parametrize("read_only", [False, True])
-def test_a_file_that_is_not_duckdb_is_refused_and_left_untouched(tmp_path: Path, kind: str, read_only: bool) -> None:
+def test_a_file_that_is_not_duckdb_is_refused_and_left_untouched(
+    tmp_path: Path, kind: str, read_only: bool
+) -> None:
     make, match = NOT_DUCKDB[kind]
     path = tmp_path / "w.db"
     make(path)
@@ -214,8 +245,19 @@ def test_cli_refuses_a_file_that_is_not_duckdb_in_one_line(tmp_path: Path, kind:
     make(path)
     before = _digest(path)
     for args in (
-        ["enforce", "--database", str(path), "--source", "s", "--target", "t", "--subject-column", "c",
-         "--purpose", "ads"],
+        [
+            "enforce",
+            "--database",
+            str(path),
+            "--source",
+            "s",
+            "--target",
+            "t",
+            "--subject-column",
+            "c",
+            "--purpose",
+            "ads",
+        ],
         ["lineage", "--database", str(path)],
     ):
         line = one_error_line(cg(*args))

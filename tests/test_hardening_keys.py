@@ -47,8 +47,16 @@ class Db:
             return "VARCHAR" if self.dialect == "duckdb" else "TEXT"
         return collation
 
-    def load(self, events: list[Event], rows: list[tuple[int, Any]], *, subject: str, consent_subject: str,
-             text: str | None = None, ts: str = "TIMESTAMP") -> None:
+    def load(
+        self,
+        events: list[Event],
+        rows: list[tuple[int, Any]],
+        *,
+        subject: str,
+        consent_subject: str,
+        text: str | None = None,
+        ts: str = "TIMESTAMP",
+    ) -> None:
         t = text or self.text()
         self.run(
             f"CREATE TABLE consent_events (subject_id {consent_subject}, purpose {t}, status {t}, "
@@ -101,8 +109,14 @@ def case_insensitive_text(db: Db) -> list[str]:
     return ["CITEXT", "TEXT COLLATE ci_level2"]
 
 
-def assert_matches_reference(db: Db, result: Any, events: list[Event], rows: list[tuple[int, Any]],
-                             normalize: str | None = None, purpose: str = "ads") -> None:
+def assert_matches_reference(
+    db: Db,
+    result: Any,
+    events: list[Event],
+    rows: list[tuple[int, Any]],
+    normalize: str | None = None,
+    purpose: str = "ads",
+) -> None:
     kept, counts = reference_enforce(rows, events, purpose, T, normalize)
     assert db.kept() == sorted(kept)
     assert result.excluded == counts
@@ -167,8 +181,14 @@ NON_ASCII = [
     Event("MAX@X.COM", "ads", "granted", JAN),
 ]
 NON_ASCII_ROWS = [
-    (1, "istanbul@x.com"), (2, "İstanbul@x.com"), (3, "élodie@x.com"), (4, "Élodie@x.com"),
-    (5, "οδυσσεας@x.com"), (6, "ΟΔΥΣΣΕΑΣ@x.com"), (7, "straße@x.com"), (8, "max@x.com"),
+    (1, "istanbul@x.com"),
+    (2, "İstanbul@x.com"),
+    (3, "élodie@x.com"),
+    (4, "Élodie@x.com"),
+    (5, "οδυσσεας@x.com"),
+    (6, "ΟΔΥΣΣΕΑΣ@x.com"),
+    (7, "straße@x.com"),
+    (8, "max@x.com"),
 ]
 
 
@@ -209,7 +229,9 @@ def test_a_decimal_or_float_source_subject_is_refused_naming_the_column(db: Db, 
 @pytest.mark.parametrize("dtype", INEXACT)
 def test_a_decimal_or_float_consent_subject_is_refused_naming_the_column(db: Db, dtype: str) -> None:
     db.load([Event(42, "ads", "granted", JAN)], [(1, "42")], subject=db.text(), consent_subject=dtype)
-    with pytest.raises(errors.ConsentSourceError, match=r"column 'subject_id' has type .*no unique text form"):
+    with pytest.raises(
+        errors.ConsentSourceError, match=r"column 'subject_id' has type .*no unique text form"
+    ):
         db.enforce()
 
 
@@ -267,9 +289,14 @@ def test_an_exact_table_name_wins_and_two_tables_differing_only_in_case_are_refu
     """Tables "T" and t must never merge their columns: the exact name is the one the SQL reads."""
     con = pg_db.connect()
     db = Db(con, "postgres")
-    db.load([Event("a", "ads", "granted", JAN), Event("b", "ads", "granted", JAN)], [], subject="TEXT", consent_subject="TEXT")
+    db.load(
+        [Event("a", "ads", "granted", JAN), Event("b", "ads", "granted", JAN)],
+        [],
+        subject="TEXT",
+        consent_subject="TEXT",
+    )
     db.run('CREATE TABLE "Two" (cid TEXT, row_id BIGINT)')
-    db.run('CREATE TABLE two (customer TEXT, row_id BIGINT)')
+    db.run("CREATE TABLE two (customer TEXT, row_id BIGINT)")
     db.run("""INSERT INTO "Two" VALUES ('a', 1)""")
     db.run("INSERT INTO two VALUES ('b', 2)")
     assert db.enforce(source="Two", subject_column="cid").rows_in == 1 and db.kept() == [1]
@@ -290,9 +317,11 @@ def test_two_case_insensitive_consent_columns_and_no_exact_one_fail_naming_both(
         "event_ts TIMESTAMP, recorded_at TIMESTAMP, expires_at TIMESTAMP)"
     )
     db.run("CREATE TABLE dataset (row_id BIGINT, subject TEXT)")
-    with pytest.raises(errors.ConsentSourceError, match=r"'subject_id' matches 'Subject_Id' and 'SUBJECT_ID'"):
+    with pytest.raises(
+        errors.ConsentSourceError, match=r"'subject_id' matches 'Subject_Id' and 'SUBJECT_ID'"
+    ):
         db.enforce()
-    db.run('ALTER TABLE consent_events ADD COLUMN subject_id TEXT')
+    db.run("ALTER TABLE consent_events ADD COLUMN subject_id TEXT")
     db.run("INSERT INTO consent_events VALUES ('b', 'a', 'ads', 'granted', '2026-01-01', NULL, NULL, 'a')")
     db.run("INSERT INTO dataset VALUES (1, 'a'), (2, 'b')")
     db.enforce()
@@ -305,19 +334,28 @@ def test_two_case_insensitive_consent_columns_and_no_exact_one_fail_naming_both(
 
 def _one_event(db: Db, column: str, literal: str, ts: str = "TIMESTAMP") -> None:
     """A grant of 'a' on Jan 1 whose `column` is the timestamp `literal` (an SQL literal)."""
-    db.load([Event("a", "ads", "granted", JAN)], [(1, "a"), (2, "b")],
-            subject=db.text(), consent_subject=db.text(), ts=ts)
+    db.load(
+        [Event("a", "ads", "granted", JAN)],
+        [(1, "a"), (2, "b")],
+        subject=db.text(),
+        consent_subject=db.text(),
+        ts=ts,
+    )
     db.run(f"UPDATE consent_events SET {column} = CAST({literal} AS {ts})")
 
 
 @pytest.mark.parametrize("ts", ["TIMESTAMP", "DATE"])
 @pytest.mark.parametrize("literal", ["'-infinity'", "'0001-12-31 BC'", "'0044-03-15 BC'"])
-def test_an_event_before_year_one_that_counts_fails_the_run_naming_the_column(db: Db, literal: str, ts: str) -> None:
+def test_an_event_before_year_one_that_counts_fails_the_run_naming_the_column(
+    db: Db, literal: str, ts: str
+) -> None:
     if db.dialect == "duckdb" and "BC" in literal:
         literal = {"'0001-12-31 BC'": "'0000-12-31'", "'0044-03-15 BC'": "'-0043-03-15'"}[literal]
     _one_event(db, "event_ts", literal, ts)
     db.run("INSERT INTO consent_events VALUES ('b', 'ads', 'granted', '2026-01-01', NULL, NULL, 't', 'v')")
-    with pytest.raises(errors.ConsentSourceError, match=r"consent column 'event_ts' .* before 0001-01-01") as e:
+    with pytest.raises(
+        errors.ConsentSourceError, match=r"consent column 'event_ts' .* before 0001-01-01"
+    ) as e:
         db.enforce()
     assert "\n" not in str(e.value)
     assert db.run("SELECT count(*) FROM information_schema.tables WHERE table_name = 'out'") == [(0,)]
@@ -349,8 +387,9 @@ def test_an_old_event_recorded_after_t_does_not_count_and_does_not_fail(db: Db) 
         ("expires_at", "'0001-01-01'", [], "expired"),
     ],
 )
-def test_infinite_timestamps_are_decided_by_the_rule(db: Db, column: str, literal: str, kept: list[int],
-                                                     reason: str) -> None:
+def test_infinite_timestamps_are_decided_by_the_rule(
+    db: Db, column: str, literal: str, kept: list[int], reason: str
+) -> None:
     _one_event(db, column, literal)
     r = db.enforce()
     assert db.kept() == kept
@@ -361,7 +400,9 @@ def test_infinite_timestamps_are_decided_by_the_rule(db: Db, column: str, litera
 def test_an_event_in_year_one_decides(db: Db) -> None:
     db.load(
         [Event("a", "ads", "granted", datetime(1, 1, 1)), Event("b", "ads", "withdrawn", datetime(1, 1, 1))],
-        [(1, "a"), (2, "b")], subject=db.text(), consent_subject=db.text(),
+        [(1, "a"), (2, "b")],
+        subject=db.text(),
+        consent_subject=db.text(),
     )
     r = db.enforce()
     assert db.kept() == [1] and r.excluded["withdrawn"] == 1

@@ -31,7 +31,10 @@ CG = str(Path(sys.executable).with_name("consentgate"))
 
 # (dataset, view body over raw.people(cid, note) / the CSV file, what the engine quotes)
 DUCKDB_SOURCES = [
-    ("csv_conversion", "SELECT * FROM read_csv('{csv}', header = true, columns = {{'cid': 'VARCHAR', 'amount': 'INTEGER'}})"),
+    (
+        "csv_conversion",
+        "SELECT * FROM read_csv('{csv}', header = true, columns = {{'cid': 'VARCHAR', 'amount': 'INTEGER'}})",
+    ),
     ("cast_timestamp", "SELECT cid, CAST(note AS TIMESTAMP) AS seen FROM raw.people"),
     ("cast_date", "SELECT cid, CAST(note AS DATE) AS seen FROM raw.people"),
     ("cast_decimal", "SELECT cid, CAST(note AS DECIMAL(10, 2)) AS amount FROM raw.people"),
@@ -100,12 +103,29 @@ def _cg(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def _enforce_args(db: Path, source: str, run_id: str, consent_table: str = "consent_events") -> list[str]:
     return [
-        "enforce", "--database", str(db), "--source", source, "--target", "out.t", "--subject-column", "cid",
-        "--purpose", "ads", "--as-of", T, "--run-id", run_id, "--consent-table", consent_table,
+        "enforce",
+        "--database",
+        str(db),
+        "--source",
+        source,
+        "--target",
+        "out.t",
+        "--subject-column",
+        "cid",
+        "--purpose",
+        "ads",
+        "--as-of",
+        T,
+        "--run-id",
+        run_id,
+        "--consent-table",
+        consent_table,
     ]
 
 
-CLI_CASES = [(f"raw.{name}", "consent_events") for name, _ in DUCKDB_SOURCES] + [("raw.people", "consent_cast")]
+CLI_CASES = [(f"raw.{name}", "consent_events") for name, _ in DUCKDB_SOURCES] + [
+    ("raw.people", "consent_cast")
+]
 
 
 @pytest.mark.parametrize("source,consent_table", CLI_CASES, ids=[f"{s}|{c}" for s, c in CLI_CASES])
@@ -137,7 +157,13 @@ def test_debug_variable_shows_the_raw_message_on_the_terminal_only(warehouse: Pa
 
 def test_cli_run_records_and_emits_no_value(warehouse: Path, tmp_path: Path) -> None:
     datasets = [
-        {"name": name, "source": f"raw.{name}", "target": f"out.{name}", "subject_column": "cid", "purpose": "ads"}
+        {
+            "name": name,
+            "source": f"raw.{name}",
+            "target": f"out.{name}",
+            "subject_column": "cid",
+            "purpose": "ads",
+        }
         for name, _ in DUCKDB_SOURCES
     ]
     policy = tmp_path / "policy.yml"
@@ -146,7 +172,15 @@ def test_cli_run_records_and_emits_no_value(warehouse: Path, tmp_path: Path) -> 
     )
     events = tmp_path / "ol" / "events.jsonl"
     p = _cg(
-        "run", "--policy", str(policy), "--database", str(warehouse), "--as-of", T, "--run-id", "nightly",
+        "run",
+        "--policy",
+        str(policy),
+        "--database",
+        str(warehouse),
+        "--as-of",
+        T,
+        "--run-id",
+        "nightly",
         env={"CONSENTGATE_OPENLINEAGE_FILE": str(events)},
     )
     assert p.returncode == 1
@@ -157,7 +191,9 @@ def test_cli_run_records_and_emits_no_value(warehouse: Path, tmp_path: Path) -> 
     sent = events.read_text()
     assert sent.count('"eventType": "FAIL"') == len(DUCKDB_SOURCES) + 1  # every dataset, then the run
     assert_no_marker("OpenLineage events", sent)
-    failures = [json.loads(e)["run"]["facets"]["errorMessage"]["message"] for e in sent.splitlines() if '"FAIL"' in e]
+    failures = [
+        json.loads(e)["run"]["facets"]["errorMessage"]["message"] for e in sent.splitlines() if '"FAIL"' in e
+    ]
     assert all("failed: duckdb." in m or "failed: " in m for m in failures)
 
 
@@ -169,14 +205,26 @@ def test_consent_log_failure_is_emitted_without_its_value(warehouse: Path, tmp_p
                 "consent": {"table": "consent_cast"},
                 "purposes": [{"name": "ads", "description": "Ads."}],
                 "datasets": [
-                    {"name": "p", "source": "raw.people", "target": "out.p", "subject_column": "cid", "purpose": "ads"}
+                    {
+                        "name": "p",
+                        "source": "raw.people",
+                        "target": "out.p",
+                        "subject_column": "cid",
+                        "purpose": "ads",
+                    }
                 ],
             }
         )
     )
     events = tmp_path / "events.jsonl"
     p = _cg(
-        "run", "--policy", str(policy), "--database", str(warehouse), "--as-of", T,
+        "run",
+        "--policy",
+        str(policy),
+        "--database",
+        str(warehouse),
+        "--as-of",
+        T,
         env={"CONSENTGATE_OPENLINEAGE_FILE": str(events)},
     )
     assert p.returncode == 1
@@ -193,7 +241,12 @@ def test_python_api_raises_an_error_without_the_value(
     caplog.set_level(logging.DEBUG)
     with pytest.raises(errors.DatabaseError) as info:
         consentgate.enforce(
-            warehouse, source=f"raw.{name}", target="out.t", subject_column="cid", purpose="ads", as_of=T,
+            warehouse,
+            source=f"raw.{name}",
+            target="out.t",
+            subject_column="cid",
+            purpose="ads",
+            as_of=T,
             run_id="api",
         )
     assert info.value.error_class.startswith("duckdb.")
@@ -239,9 +292,15 @@ def test_stage_names_what_failed_and_lets_our_own_errors_and_success_through() -
 
 def test_connection_urls_and_dsns_have_their_password_masked() -> None:
     assert errors.mask_url("postgresql://etl:s3cret@db:5432/w") == "postgresql://etl:***@db:5432/w"
-    assert errors.mask_url("host=db user=etl password=s3cret dbname=w") == "host=db user=etl password=*** dbname=w"
+    assert (
+        errors.mask_url("host=db user=etl password=s3cret dbname=w")
+        == "host=db user=etl password=*** dbname=w"
+    )
     assert errors.mask_url("md:w?motherduck_token=abc.def") == "md:w?motherduck_token=***"
-    assert errors.mask_url("postgresql://etl@db/w and /tmp/a.duckdb") == "postgresql://etl@db/w and /tmp/a.duckdb"
+    assert (
+        errors.mask_url("postgresql://etl@db/w and /tmp/a.duckdb")
+        == "postgresql://etl@db/w and /tmp/a.duckdb"
+    )
     exc = errors.DatabaseNotFoundError("database file 'postgresql://etl:s3cret@db/w' does not exist")
     assert "s3cret" not in errors.one_line(exc)
 
@@ -254,7 +313,10 @@ def test_cli_masks_a_password_given_as_the_database(tmp_path: Path) -> None:
 # -- PostgreSQL ------------------------------------------------------------------------------------
 
 PG_SOURCES = [
-    ("cast_bigint", "SELECT cid, CAST(note AS bigint) AS n FROM raw.people"),  # invalid input syntax ... "<value>"
+    (
+        "cast_bigint",
+        "SELECT cid, CAST(note AS bigint) AS n FROM raw.people",
+    ),  # invalid input syntax ... "<value>"
     ("cast_timestamp", "SELECT cid, CAST(note AS timestamp) AS seen FROM raw.people"),
     ("cast_numeric", "SELECT cid, CAST(note AS numeric) AS amount FROM raw.people"),
     ("cast_json", "SELECT cid, CAST(note AS json) AS doc FROM raw.people"),  # DETAIL: Token "<value>" ...
@@ -311,8 +373,15 @@ def test_postgres_errors_carry_class_and_sqlstate_but_never_the_value(
     caplog.set_level(logging.DEBUG)
     with pytest.raises(errors.DatabaseError) as info:
         consentgate.enforce(
-            connection=pg_warehouse, dialect="postgres", source=source, target="out.t", subject_column="cid",
-            purpose="ads", consent_table=consent_table, as_of=T, run_id="pg",
+            connection=pg_warehouse,
+            dialect="postgres",
+            source=source,
+            target="out.t",
+            subject_column="cid",
+            purpose="ads",
+            consent_table=consent_table,
+            as_of=T,
+            run_id="pg",
         )
     assert info.value.error_class.startswith("psycopg2.errors.") and info.value.sqlstate
     assert f"SQLSTATE {info.value.sqlstate}" in str(info.value)

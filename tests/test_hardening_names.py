@@ -16,7 +16,10 @@ from consentgate.engine.policy import parse as parse_policy
 from reference import Event
 
 T = datetime(2026, 3, 1)
-EVENTS = [Event("1", "ads", "granted", datetime(2026, 1, 1)), Event("2", "ads", "denied", datetime(2026, 1, 1))]
+EVENTS = [
+    Event("1", "ads", "granted", datetime(2026, 1, 1)),
+    Event("2", "ads", "denied", datetime(2026, 1, 1)),
+]
 ROWS = [(1, "1"), (2, "2"), (3, "1")]
 
 
@@ -63,8 +66,13 @@ def test_a_target_longer_than_63_bytes_is_refused_and_the_consent_log_is_kept(pg
         # PostgreSQL would truncate this 64-character name to the consent table's 63-character one.
         with pytest.raises(errors.InvalidIdentifierError, match=r"64 bytes.*postgres keeps only 63 bytes"):
             consentgate.enforce(
-                connection=con, source="dataset", target=LONG_CONSENT + "x", subject_column="subject",
-                purpose="ads", consent_table=LONG_CONSENT, as_of=T,
+                connection=con,
+                source="dataset",
+                target=LONG_CONSENT + "x",
+                subject_column="subject",
+                purpose="ads",
+                consent_table=LONG_CONSENT,
+                as_of=T,
             )
     finally:
         con.close()
@@ -99,8 +107,12 @@ def test_an_unqualified_consent_table_found_through_the_search_path_is_protected
     try:
         with pytest.raises(errors.TargetError, match="is the consent table"):
             consentgate.enforce(
-                connection=con, source="dataset", target="public.consent_events", subject_column="subject",
-                purpose="ads", as_of=T,
+                connection=con,
+                source="dataset",
+                target="public.consent_events",
+                subject_column="subject",
+                purpose="ads",
+                as_of=T,
             )
     finally:
         con.close()
@@ -123,7 +135,9 @@ def db(tmp_path: Path) -> Path:
 def _tables(db: Path) -> list[str]:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return sorted(r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall())
+        return sorted(
+            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        )
     finally:
         con.close()
 
@@ -131,12 +145,18 @@ def _tables(db: Path) -> list[str]:
 COLLISIONS = [
     (
         "target is another dataset's source",
-        [{"name": "a", "source": "dataset", "target": "out_a"}, {"name": "b", "source": "other", "target": "dataset"}],
+        [
+            {"name": "a", "source": "dataset", "target": "out_a"},
+            {"name": "b", "source": "other", "target": "dataset"},
+        ],
         r"dataset b: target 'dataset' is main\.dataset, the source of dataset a",
     ),
     (
         "x and main.x",
-        [{"name": "a", "source": "dataset", "target": "out_x"}, {"name": "b", "source": "other", "target": "main.out_x"}],
+        [
+            {"name": "a", "source": "dataset", "target": "out_x"},
+            {"name": "b", "source": "other", "target": "main.out_x"},
+        ],
         r"datasets a and b both write main\.out_x",
     ),
     (
@@ -153,7 +173,9 @@ COLLISIONS = [
 
 
 @pytest.mark.parametrize("datasets,match", [c[1:] for c in COLLISIONS], ids=[c[0] for c in COLLISIONS])
-def test_colliding_datasets_are_refused_before_any_table_is_written(db: Path, datasets: list, match: str) -> None:
+def test_colliding_datasets_are_refused_before_any_table_is_written(
+    db: Path, datasets: list, match: str
+) -> None:
     before = {t: _rows(db, t) for t in ("dataset", "other", "consent_events")}
     with pytest.raises(errors.TargetError, match=match) as info:
         consentgate.run_policy(_policy(*datasets), db, as_of=T, run_id="clash")
@@ -162,7 +184,9 @@ def test_colliding_datasets_are_refused_before_any_table_is_written(db: Path, da
     assert not {"out_a", "out_x"} & set(_tables(db))  # no dataset ran, not even the first
     con = duckdb.connect(str(db), read_only=True)
     try:
-        assert con.execute("SELECT status FROM consentgate_runs WHERE run_id = 'clash'").fetchall() == [("failed",)]
+        assert con.execute("SELECT status FROM consentgate_runs WHERE run_id = 'clash'").fetchall() == [
+            ("failed",)
+        ]
     finally:
         con.close()
 

@@ -20,7 +20,10 @@ from cases_loader import create_tables
 from reference import Event
 
 CG = str(Path(sys.executable).with_name("consentgate"))
-EVENTS = [Event("1", "ads", "granted", datetime(2026, 1, 1)), Event("2", "ads", "denied", datetime(2026, 1, 1))]
+EVENTS = [
+    Event("1", "ads", "granted", datetime(2026, 1, 1)),
+    Event("2", "ads", "denied", datetime(2026, 1, 1)),
+]
 ROWS = [(1, "1"), (2, "2"), (3, "1")]
 POLICY = """
 purposes:
@@ -50,7 +53,18 @@ def warehouse(tmp_path: Path) -> tuple[Path, Path]:
 
 def _kill_during_second_dataset(db: Path, policy: Path, sig: signal.Signals) -> tuple[int, str]:
     proc = subprocess.Popen(
-        [CG, "run", "--policy", str(policy), "--database", str(db), "--run-id", "killed", "--as-of", "2026-03-01"],
+        [
+            CG,
+            "run",
+            "--policy",
+            str(policy),
+            "--database",
+            str(db),
+            "--run-id",
+            "killed",
+            "--as-of",
+            "2026-03-01",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -96,7 +110,9 @@ def test_sigterm_between_datasets_is_recorded_as_failed(warehouse: tuple[Path, P
     assert "1 of 2 planned datasets have no lineage row (never enforced): second" in out["problems"]
 
 
-def test_ctrl_c_between_datasets_is_recorded_as_failed_and_stops_the_run(warehouse: tuple[Path, Path]) -> None:
+def test_ctrl_c_between_datasets_is_recorded_as_failed_and_stops_the_run(
+    warehouse: tuple[Path, Path],
+) -> None:
     db, policy = warehouse
     code, _ = _kill_during_second_dataset(db, policy, signal.SIGINT)
     assert code != 0
@@ -105,7 +121,9 @@ def test_ctrl_c_between_datasets_is_recorded_as_failed_and_stops_the_run(warehou
     assert _read(db, "SELECT * FROM out_second") == [(42,)]
 
 
-def test_sigkill_between_datasets_leaves_a_stale_run_that_is_never_verified(warehouse: tuple[Path, Path]) -> None:
+def test_sigkill_between_datasets_leaves_a_stale_run_that_is_never_verified(
+    warehouse: tuple[Path, Path],
+) -> None:
     db, policy = warehouse
     code, _ = _kill_during_second_dataset(db, policy, signal.SIGKILL)
     assert code == -signal.SIGKILL
@@ -113,11 +131,12 @@ def test_sigkill_between_datasets_leaves_a_stale_run_that_is_never_verified(ware
     assert code == 0
     (run,) = listed["runs"]
     assert (run["status"], run["effective_status"]) == ("running", "stale")
-    text = subprocess.run([CG, "lineage", "--database", str(db)], capture_output=True, text=True, check=False).stdout
+    text = subprocess.run(
+        [CG, "lineage", "--database", str(db)], capture_output=True, text=True, check=False
+    ).stdout
     assert "[stale: recorded running, never finished]" in text
     code, out = _cg_json("verify", "--database", str(db), "--run-id", "killed")
     assert code == 1 and out["ok"] is False and out["run_status"] == "stale"
     assert any(p.startswith("the run is stale") for p in out["problems"])
     assert "1 of 2 planned datasets have no lineage row (never enforced): second" in out["problems"]
     assert _read(db, "SELECT * FROM out_second") == [(42,)]
-

@@ -11,8 +11,14 @@ GOOD = {
     "purposes": [{"name": "ads", "description": "Ads on other sites."}],
     "datasets": [
         {"name": "web", "source": "raw.web", "target": "ok.web", "subject_column": "cid", "purpose": "ADS"},
-        {"name": "mail", "source": "raw.mail", "target": "ok.mail", "subject_column": "email", "purpose": "ads",
-         "normalize": "lower"},
+        {
+            "name": "mail",
+            "source": "raw.mail",
+            "target": "ok.mail",
+            "subject_column": "email",
+            "purpose": "ads",
+            "normalize": "lower",
+        },
     ],
 }
 
@@ -20,7 +26,9 @@ GOOD = {
 def test_valid_policy_with_column_mapping() -> None:
     p = parse(GOOD)
     assert p.consent_table == "crm.consents"
-    assert p.columns.subject_id == "customer_ref" and p.columns.source is None and p.columns.status == "status"
+    assert (
+        p.columns.subject_id == "customer_ref" and p.columns.source is None and p.columns.status == "status"
+    )
     assert [d.name for d in p.datasets] == ["web", "mail"] and p.datasets[1].normalize == "lower"
 
 
@@ -57,7 +65,10 @@ def _with(path: str, value):
         (_with("datasets.1.target", "ok.web"), r"datasets: two datasets have the same target 'ok.web'"),
         (_with("datasets.0.colour", "red"), r"datasets\[0\]\.colour: unknown field"),
         (_with("purposes.0.description", ""), r"purposes\[0\]\.description: required"),
-        (_with("consent.columns.status", None), r"consent.columns.status: required column cannot be mapped to null"),
+        (
+            _with("consent.columns.status", None),
+            r"consent.columns.status: required column cannot be mapped to null",
+        ),
         (_with("consent.columns.shoe_size", "x"), r"consent.columns.shoe_size: unknown field"),
         (_with("consent.table", "a.b.c"), r"consent.table: .*plain identifier"),
         ([1, 2], r"policy: expected a mapping"),
@@ -100,7 +111,11 @@ def test_operator_column_mapping_keeps_optional_columns_absent() -> None:
 def test_purpose_names_are_trimmed_of_spaces_only() -> None:
     # docs/semantics.md rule 3: the SQL trims U+0020 only, so the policy does the same.
     base = {"name": "d", "source": "s", "target": "t", "subject_column": "c"}
-    policy = parse({"purposes": [{"name": " ads ", "description": "Ads."}], "datasets": [{**base, "purpose": "ADS "}]})
+    policy = parse(
+        {"purposes": [{"name": " ads ", "description": "Ads."}], "datasets": [{**base, "purpose": "ADS "}]}
+    )
     assert (policy.purposes[0].name, policy.datasets[0].purpose) == ("ads", "ADS")
     with pytest.raises(PolicyError, match=r"datasets\[0\]\.purpose: purpose 'ads\\t' is not declared"):
-        parse({"purposes": [{"name": "ads", "description": "Ads."}], "datasets": [{**base, "purpose": "ads\t"}]})
+        parse(
+            {"purposes": [{"name": "ads", "description": "Ads."}], "datasets": [{**base, "purpose": "ads\t"}]}
+        )

@@ -56,7 +56,9 @@ def test_engine_on_postgres(pg_db) -> None:
     try:
         for case in CASES:
             with con.cursor() as cur:
-                create_tables(cur, "postgres", case.events, case.rows, case.subject_type, case.consent_subject_type)
+                create_tables(
+                    cur, "postgres", case.events, case.rows, case.subject_type, case.consent_subject_type
+                )
             con.commit()
             result = _enforce(case, con, "postgres")
             with con.cursor() as cur:

@@ -17,12 +17,37 @@ T = datetime(2026, 6, 1, 2, 0, 0)
 # A handful of instants around T, so ties, "at T" and "after T" happen often.
 INSTANTS = [T + timedelta(days=d) for d in (-30, -2, -1, 0, 1)] + [T - timedelta(microseconds=1)]
 TEXT_KEYS = [
-    "a", "A", " a ", "b", "42", " 42", "042", "", "  ", "Ann@X.com", "ann@x.com", "ANN@X.COM ",
-    "\ta", "\u00a0a", "a\u3000", "\u00a0",  # only U+0020 is trimmed (rule 3)
+    "a",
+    "A",
+    " a ",
+    "b",
+    "42",
+    " 42",
+    "042",
+    "",
+    "  ",
+    "Ann@X.com",
+    "ann@x.com",
+    "ANN@X.COM ",
+    "\ta",
+    "\u00a0a",
+    "a\u3000",
+    "\u00a0",  # only U+0020 is trimmed (rule 3)
 ]
 INT_KEYS = [1, 2, 42, 7]
 PURPOSES = ["ads", " ADS", "Ads ", "mail", "ads\t", "\u00a0ads", None]
-STATUSES = ["granted", " GRANTED ", "Granted", "granted\u00a0", "denied", "withdrawn", "WITHDRAWN", "pending", "", None]
+STATUSES = [
+    "granted",
+    " GRANTED ",
+    "Granted",
+    "granted\u00a0",
+    "denied",
+    "withdrawn",
+    "WITHDRAWN",
+    "pending",
+    "",
+    None,
+]
 
 maybe_instant = st.one_of(st.none(), st.sampled_from(INSTANTS))
 
@@ -86,8 +111,26 @@ def test_engine_matches_reference(s) -> None:
 
 # -- column types and collations (issue 9): keys compare byte by byte on every engine ----------------
 
-CASE_KEYS = ["ann@x.com", "ANN@X.COM", "Ann@x.com", " ann@x.com", "İ@x.com", "i@x.com", "I@X.COM",
-             "é", "É", "e", "\u212a", "k", "K", "ß", "SS", "ss", "42", "042"]
+CASE_KEYS = [
+    "ann@x.com",
+    "ANN@X.COM",
+    "Ann@x.com",
+    " ann@x.com",
+    "İ@x.com",
+    "i@x.com",
+    "I@X.COM",
+    "é",
+    "É",
+    "e",
+    "\u212a",
+    "k",
+    "K",
+    "ß",
+    "SS",
+    "ss",
+    "42",
+    "042",
+]
 COLUMN_TYPES = {
     # kind: (DuckDB type, PostgreSQL type, keys it can hold)
     "text": ("VARCHAR", "TEXT", "text"),
@@ -149,8 +192,14 @@ def _typed_tables(cursor, dialect: str, s) -> None:
 
 def _check_typed(con, dialect: str, s) -> None:
     result = consentgate.enforce(
-        source="dataset", target="out", subject_column="subject", purpose="ads", as_of=T,
-        normalize=s["normalize"], connection=con, dialect=dialect,
+        source="dataset",
+        target="out",
+        subject_column="subject",
+        purpose="ads",
+        as_of=T,
+        normalize=s["normalize"],
+        connection=con,
+        dialect=dialect,
     )
     if dialect == "duckdb":
         kept = sorted(r[0] for r in con.execute("SELECT row_id FROM out").fetchall())
@@ -188,7 +237,8 @@ def pg_con(pg_db):
 
 @pytest.mark.postgres
 @settings(
-    max_examples=100, deadline=None,
+    max_examples=100,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(s=typed_scenario())

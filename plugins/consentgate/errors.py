@@ -79,6 +79,10 @@ class DbtBuildError(ConsentGateError, RuntimeError):
     """dbt exited with a non-zero status (a failed model or test, or a dbt error)."""
 
 
+class ManifestError(ConsentGateError, ValueError):
+    """A dbt manifest is missing, unreadable, or does not say what a gated model needs (e.g. its subject column)."""
+
+
 class RunFailedError(ConsentGateError, RuntimeError):
     """A task of an orchestrated run failed, or the run's evidence is inconsistent."""
 
@@ -114,7 +118,14 @@ class DatabaseError(RuntimeError):
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Pickled (multiprocessing, a result backend) without the engine's message.
-        return _restore_database_error, (str(self), self.stage, self.table, self.error_class, self.sqlstate, self.retryable)
+        return _restore_database_error, (
+            str(self),
+            self.stage,
+            self.table,
+            self.error_class,
+            self.sqlstate,
+            self.retryable,
+        )
 
 
 def _restore_database_error(message: str, *fields: Any) -> DatabaseError:

@@ -11,7 +11,13 @@ from consentgate.engine.policy import parse
 POLICY = {
     "purposes": [{"name": "ad_targeting", "description": "Ads."}],
     "datasets": [
-        {"name": "w", "source": "raw.w", "target": "consented.w", "subject_column": "c", "purpose": "ad_targeting"}
+        {
+            "name": "w",
+            "source": "raw.w",
+            "target": "consented.w",
+            "subject_column": "c",
+            "purpose": "ad_targeting",
+        }
     ],
 }
 SOURCES = [

@@ -75,6 +75,20 @@ def test_nightly_dag_has_the_enforcement_pipeline(dagbag) -> None:
     assert isinstance(dag.get_task("audit_ad_targeting"), MappedOperator)
 
 
+def test_the_dbt_models_to_audit_come_from_the_dbt_build_not_from_a_list_in_the_dag(dagbag) -> None:
+    """One source of truth: the dbt project marks its ad-targeting models (meta.consentgate); the DAG
+    audits what the build's manifest says, passed from the dbt task's XCom, and has no model list."""
+    dag = dagbag.dags[DAG_ID]
+    assert "ad_targeting_models" not in dag.params
+    assert "AD_TARGETING_MODELS" not in DAG_FILE.read_text()
+    outputs = dag.get_task("ad_targeting_outputs")
+    assert "dbt_build_ad_targeting" in outputs.upstream_task_ids
+    assert "dbt_build_ad_targeting" in str(outputs.op_args) + str(outputs.op_kwargs)
+    dbt = dag.get_task("dbt_build_ad_targeting")
+    assert "key='policy'" in dbt.policy  # the policy's purposes are declared to dbt
+    assert [o.name for o in dbt.outlets] == ["consentgate_consented"]  # each model built: an asset event
+
+
 def test_transient_failures_retry_with_backoff_and_close_run_always_runs(dagbag) -> None:
     dag = dagbag.dags[DAG_ID]
     for task_id in ("check_consent_source", "dbt_build_ad_targeting"):

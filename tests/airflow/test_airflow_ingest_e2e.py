@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cg_airflow import REPO, build_demo, duckdb_conn, task_states, try_numbers, xcoms
+from cg_airflow import REPO, build_demo, duckdb_conn, openlineage_events, task_states, try_numbers, xcoms
 from reference import Event, decide
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "signals"))  # tcbits: the test bit writer
@@ -122,7 +122,9 @@ def snapshot(path: Path, dag_run: Any) -> dict[str, Any]:
                     strict=True,
                 )
             ),
-            "lineage": _rows(con, "SELECT dataset FROM consentgate_lineage WHERE run_id = ?", [dag_run.run_id]),
+            "lineage": _rows(
+                con, "SELECT dataset FROM consentgate_lineage WHERE run_id = ?", [dag_run.run_id]
+            ),
             "ingests": _rows(
                 con, "SELECT source, status, error FROM consentgate_ingests ORDER BY started_at, source"
             ),
@@ -238,6 +240,22 @@ def test_day1_every_source_is_ingested_before_the_check_and_the_subjects_are_kep
         for subject in nightly["subjects"]:
             assert subject in day1["subjects"][table], f"{table} lacks a consented subject on day 1"
     assert day1["run"]["status"] == "success"
+
+
+def test_day1_each_ingest_task_reports_its_source_table_in_and_the_consent_log_out(day1, nightly) -> None:
+    done = [
+        e for e in openlineage_events()
+        if e.get("eventType") == "COMPLETE" and e["job"]["name"].startswith("consentgate.ingest.")
+    ]  # fmt: skip
+    stem = Path(nightly["path"]).stem
+    for source in SOURCES:
+        (event, *_) = [e for e in done if e["job"]["name"] == f"consentgate.ingest.{source['name']}"]
+        schema, table = source["table"].split(".")
+        assert [d["name"] for d in event["inputs"]] == [f"{stem}.{schema}.{table}"]
+        assert [d["name"] for d in event["outputs"]] == [f"{stem}.main.consent_events"]
+        assert event["inputs"][0]["namespace"] == f"duckdb://{Path(nightly['path']).resolve()}"
+        read = event["inputs"][0]["inputFacets"]["inputStatistics"]["rowCount"]
+        assert read == day1["ingested"][source["name"]]["observations_read"]
 
 
 def test_day2_gpc_tcf_and_fides_withdrawals_reach_every_target_and_model(day1, day2, nightly) -> None:

@@ -21,6 +21,7 @@ from cg_airflow import (
     openlineage_events,
     task_states,
     try_numbers,
+    xcoms,
 )
 from facet_schema import validate_consentgate_facets
 from httpserver import http_get
@@ -44,7 +45,8 @@ DATASETS = {
         "lower",
     ),
 }
-# dbt ad-targeting models (dbt_project/integration_tests) -> (subject column, purpose, normalize)
+# dbt ad-targeting models (dbt_project/integration_tests, as its YAML marks and tests them; the DAG reads
+# them from the build's manifest) -> (subject column, purpose, normalize)
 MODELS = {
     "main.ad_audience": ("customer_id", "ad_targeting", None),
     "main.ad_lookalike_seed": ("customer_id", "ad_targeting", None),
@@ -83,6 +85,7 @@ def snapshot(path: Path, dag_run: Any) -> dict[str, Any]:
             "asset_events": asset_events(dag_run),
             "states": task_states(dag_run),
             "tries": try_numbers(dag_run),
+            "audit_plan": [x for plan in xcoms(dag_run, "ad_targeting_outputs") for x in plan],
             "tables": tables,
             "events": _events(con) if _has_status(con) else None,
             "sources": {
@@ -264,9 +267,16 @@ def test_day1_lineage_rows_carry_the_airflow_run(day1) -> None:
     }
 
 
+def test_day1_the_dbt_models_audited_are_those_the_manifest_marks(day1) -> None:
+    """No list in the DAG: the audit plan's dbt entries are the build's manifest's ad-targeting models."""
+    planned = {a["table"]: (a["subject_column"], a["purpose"], a["normalize"]) for a in day1["audit_plan"]}
+    assert {t: v for t, v in planned.items() if not t.startswith("consented.")} == MODELS
+
+
 def test_day1_every_target_is_announced_as_an_airflow_asset_event(day1, nightly) -> None:
     base = f"duckdb://localhost{nightly['path'].resolve()}"
     expected = {f"{base}/{target.replace('.', '/')}" for _s, target, *_ in DATASETS.values()}
+    expected |= {f"{base}/{model.replace('.', '/')}" for model in MODELS}  # the dbt models built
     assert set(day1["asset_events"]) == expected
     for extra in day1["asset_events"].values():
         assert extra["run_id"] == day1["dag_run_id"]
@@ -296,6 +306,28 @@ def test_day1_openlineage_events_carry_the_consent_facet(day1) -> None:
     # Every consentgate facet emitted (this run's, and any other in the file) is valid against the schema
     # its _schemaURL points at, the file shipped in the package, and carries consentgate's _producer.
     assert validate_consentgate_facets(openlineage_events()) >= len(DATASETS)
+
+
+def test_day1_openlineage_shows_the_dbt_models_with_the_consent_log_among_their_inputs(day1, nightly) -> None:
+    events = [
+        e
+        for e in openlineage_events()
+        if e["eventType"] == "COMPLETE"
+        and e["job"]["name"] == f"{DAG_ID}.dbt_build_ad_targeting"
+        and e["run"]["facets"].get("airflow", {}).get("dagRun", {}).get("run_id") == day1["dag_run_id"]
+    ]
+    assert len(events) == 1, "one COMPLETE event for the dbt task of day 1"
+    stem = nightly["path"].stem
+    outputs = sorted(o["name"].removeprefix(f"{stem}.") for o in events[0]["outputs"])
+    inputs = {i["name"].removeprefix(f"{stem}.") for i in events[0]["inputs"]}
+    assert outputs == sorted(MODELS)
+    assert "main.consent_events" in inputs
+    assert {
+        "main.stg_customers",
+        "main.stg_web_events",
+        "main.stg_purchases",
+        "main.stg_email_engagement",
+    } <= inputs
 
 
 def test_day1_run_report_is_served_by_airflows_api_server(day1, nightly) -> None:
@@ -360,8 +392,12 @@ def test_day2_models_hold_only_consented_subjects(day2, nightly) -> None:
 
 def test_day3_broken_consent_log_fails_the_run_and_touches_nothing(day2, day3) -> None:
     assert day3["dag_state"] == "failed"
-    assert day3["states"]["check_consent_source"] == "failed"
-    assert day3["tries"]["check_consent_source"] == 1  # a broken consent log is not retried
+    # The example policy ingests consent sources: the ingest tasks are the first to open the log, each
+    # fails closed on it (a broken consent log is not retried), and the consent check never runs.
+    ingests = {k: v for k, v in day3["states"].items() if k.startswith("ingest_source[")}
+    assert ingests and set(ingests.values()) == {"failed"}, day3["states"]
+    assert all(day3["tries"][k] == 1 for k in ingests)
+    assert day3["states"]["check_consent_source"] == "upstream_failed"
     assert day3["states"]["enforce_consent"] == "upstream_failed"
     assert day3["states"]["dbt_build_ad_targeting"] == "upstream_failed"
     assert day3["states"]["close_run"] == "failed"
@@ -369,7 +405,7 @@ def test_day3_broken_consent_log_fails_the_run_and_touches_nothing(day2, day3) -
     run = day3["runs"][day3["dag_run_id"]]
     assert (run["status"], run["trigger"], run["dag_id"]) == ("failed", "airflow", DAG_ID)
     assert "no column 'status'" in run["error"]
-    assert "failed tasks: check_consent_source" in run["error"]
+    assert "failed tasks: ingest_source" in run["error"]
     assert "not run (an upstream task failed): " in run["error"] and "enforce_consent" in run["error"]
     assert day3["lineage"] == []
     assert day3["asset_events"] == {}

@@ -47,7 +47,9 @@ def _warehouse(path: Path, csv: Path) -> None:
         "CREATE VIEW raw.csv_rows AS SELECT * FROM read_csv("
         f"'{csv}', header = true, columns = {{'cid': 'VARCHAR', 'amount': 'INTEGER'}})"
     )
-    con.execute("CREATE VIEW raw.ts_cast AS SELECT CAST(CAST(note AS TIMESTAMP) AS VARCHAR) AS cid FROM raw.people")
+    con.execute(
+        "CREATE VIEW raw.ts_cast AS SELECT CAST(CAST(note AS TIMESTAMP) AS VARCHAR) AS cid FROM raw.people"
+    )
     con.close()
 
 
@@ -55,7 +57,9 @@ def _dbt_project(tmp_path: Path) -> Path:
     """A dbt model whose timestamp cast fails on the marker (DuckDB quotes it in double quotes)."""
     project = tmp_path / "dbt"
     (project / "models").mkdir(parents=True)
-    (project / "dbt_project.yml").write_text('name: leaky\nversion: "1.0"\nconfig-version: 2\nprofile: leaky\n')
+    (project / "dbt_project.yml").write_text(
+        'name: leaky\nversion: "1.0"\nconfig-version: 2\nprofile: leaky\n'
+    )
     (project / "profiles.yml").write_text(
         "leaky:\n  target: d\n  outputs:\n    d:\n      type: duckdb\n"
         "      path: \"{{ env_var('CONSENTGATE_DUCKDB') }}\"\n      schema: main\n"
@@ -80,13 +84,23 @@ def test_failed_tasks_leak_no_value_to_logs_xcoms_records_or_lineage(
     with DAG("cg_no_leaks", schedule=None, start_date=LOGICAL_DATE, default_args={"retries": 2}) as dag:
         for name in ("bigint_cast", "csv_rows"):
             ConsentFilterOperator(
-                task_id=f"enforce_{name}", source=f"raw.{name}", target=f"out.{name}", subject_column="cid",
-                purpose="ads", **common,
+                task_id=f"enforce_{name}",
+                source=f"raw.{name}",
+                target=f"out.{name}",
+                subject_column="cid",
+                purpose="ads",
+                **common,
             )
-        ConsentAuditOperator(task_id="audit_ts_cast", table="raw.ts_cast", subject_column="cid", purpose="ads", **common)
+        ConsentAuditOperator(
+            task_id="audit_ts_cast", table="raw.ts_cast", subject_column="cid", purpose="ads", **common
+        )
         DbtBuildOperator(
-            task_id="dbt_cast", project_dir=str(_dbt_project(tmp_path)), command="run", conn_id="cg_leaky",
-            target_path=str(tmp_path / "target"), log_path=str(tmp_path / "dbt_logs"),
+            task_id="dbt_cast",
+            project_dir=str(_dbt_project(tmp_path)),
+            command="run",
+            conn_id="cg_leaky",
+            target_path=str(tmp_path / "target"),
+            log_path=str(tmp_path / "dbt_logs"),
         )
     dag_run = run_dag(dag, LOGICAL_DATE)
     captured = capfd.readouterr()
@@ -116,7 +130,7 @@ def test_failed_tasks_leak_no_value_to_logs_xcoms_records_or_lineage(
         con.close()
     assert evidence and MARKER not in str(evidence)
 
-    sent = OPENLINEAGE_EVENTS.read_text()[len(before):] if OPENLINEAGE_EVENTS.exists() else ""
+    sent = OPENLINEAGE_EVENTS.read_text()[len(before) :] if OPENLINEAGE_EVENTS.exists() else ""
     fails = [e for e in map(json.loads, sent.splitlines()) if e.get("eventType") == "FAIL"]
     assert fails, "the OpenLineage listener sent no FAIL event"
     assert MARKER not in sent

@@ -57,6 +57,13 @@ COPIED = {
     "raw.email_engagement": "raw.email_engagement",
     "raw.purchases": "raw.purchases",
     "main.consent_events": "public.consent_events",
+    # the raw consent sources the example policy ingests (`sources:`); the copied log keeps its
+    # event ids, so the history is not written twice
+    "raw.cmp_consents": "raw.cmp_consents",
+    "raw.web_logs": "raw.web_logs",
+    "segment.tracks": "segment.tracks",
+    "fides.privacypreferencehistory": "fides.privacypreferencehistory",
+    "raw.preference_center": "raw.preference_center",
 }
 
 
@@ -77,7 +84,8 @@ def copy_demo_to_postgres(demo: Path, db: PgServer) -> dict[str, int]:
     pg = db.connect()
     try:
         with duckdb.connect(str(demo), read_only=True) as dk, pg.cursor() as cur:
-            cur.execute("CREATE SCHEMA IF NOT EXISTS raw")
+            for schema in sorted({dst.split(".")[0] for dst in COPIED.values()} - {"public"}):
+                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             for src, dst in COPIED.items():
                 schema, name = src.split(".")
                 cols = dk.execute(
@@ -85,7 +93,8 @@ def copy_demo_to_postgres(demo: Path, db: PgServer) -> dict[str, int]:
                     "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
                     [schema, name],
                 ).fetchall()
-                cur.execute(f"CREATE TABLE {dst} ({', '.join(f'{c} {_pg_type(t)}' for c, t in cols)})")
+                columns = ", ".join(f'"{c}" {_pg_type(t)}' for c, t in cols)
+                cur.execute(f"CREATE TABLE {dst} ({columns})")
                 rows = dk.execute(f"SELECT * FROM {src}").fetchall()
                 execute_values(cur, f"INSERT INTO {dst} VALUES %s", rows, page_size=5000)
                 cur.execute(f"SELECT count(*) FROM {dst}")

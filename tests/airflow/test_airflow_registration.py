@@ -88,7 +88,9 @@ def test_airflow_sees_one_consentgate_distribution(plugins_folder, tmp_path) -> 
         check=True,
     )
     found = json.loads(out.stdout)
-    assert len(found) == 1, f"consentgate's metadata found {len(found)} times ({found}); delete the copy in plugins/"
+    assert len(found) == 1, (
+        f"consentgate's metadata found {len(found)} times ({found}); delete the copy in plugins/"
+    )
 
 
 def test_plugin_is_cheap_to_import() -> None:
@@ -108,7 +110,12 @@ def test_plugin_is_cheap_to_import() -> None:
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     # Airflow's provider discovery imports consentgate.airflow.provider (a plain dict); nothing else of ours, and
     # neither FastAPI nor a warehouse driver (Airflow itself loads SQLAlchemy).
-    assert set(loaded) <= {"consentgate", "consentgate.airflow", "consentgate.airflow.provider", plugin_entry_point().module}, loaded
+    assert set(loaded) <= {
+        "consentgate",
+        "consentgate.airflow",
+        "consentgate.airflow.provider",
+        plugin_entry_point().module,
+    }, loaded
     assert plugin_entry_point().module in loaded
 
 

@@ -49,7 +49,9 @@ def _load(backend: Backend) -> None:
         [[1, "ANN@X.COM"], [2, "ann@x.com"], [3, "elodie"], [4, "élodie"], [5, "bob"], [6, "cy"]],
     )
     backend.execute(f"create table events_old (subject_id varchar, {cols.format(t='varchar')})")
-    backend.execute(f"insert into events_old values ('a', 'ads', 'granted', cast({old} as timestamp), null, null)")
+    backend.execute(
+        f"insert into events_old values ('a', 'ads', 'granted', cast({old} as timestamp), null, null)"
+    )
     backend.execute("create table rows_plain (row_id integer, subject varchar)")
     backend.execute("insert into rows_plain values (1, 'a')")
     backend.execute(f"create table events_decimal (subject_id decimal(10, 2), {cols.format(t='varchar')})")
@@ -67,24 +69,38 @@ def _project(project: Path, backend: Backend) -> None:
         "models:\n  collations:\n    +materialized: table\n"
     )
     outputs = {
-        "duckdb": {"type": "duckdb", "path": "{{ env_var('CONSENTGATE_DUCKDB', 'unused.duckdb') }}",
-                   "schema": "main", "threads": 1},
+        "duckdb": {
+            "type": "duckdb",
+            "path": "{{ env_var('CONSENTGATE_DUCKDB', 'unused.duckdb') }}",
+            "schema": "main",
+            "threads": 1,
+        },
         "postgres": {
-            "type": "postgres", "host": "{{ env_var('CONSENTGATE_PG_HOST', '') }}",
+            "type": "postgres",
+            "host": "{{ env_var('CONSENTGATE_PG_HOST', '') }}",
             "port": "{{ env_var('CONSENTGATE_PG_PORT', '0') | as_number }}",
-            "user": "{{ env_var('CONSENTGATE_PG_USER', '') }}", "password": "",
+            "user": "{{ env_var('CONSENTGATE_PG_USER', '') }}",
+            "password": "",
             "dbname": "{{ env_var('CONSENTGATE_PG_DBNAME', '') }}",
-            "schema": "{{ env_var('CONSENTGATE_PG_SCHEMA', '') }}", "threads": 1,
+            "schema": "{{ env_var('CONSENTGATE_PG_SCHEMA', '') }}",
+            "threads": 1,
         },
     }
-    (project / "profiles.yml").write_text(yaml.safe_dump(
-        {"collations": {"target": "{{ env_var('CONSENTGATE_DBT_TARGET') }}", "outputs": outputs}}
-    ))
+    (project / "profiles.yml").write_text(
+        yaml.safe_dump(
+            {"collations": {"target": "{{ env_var('CONSENTGATE_DBT_TARGET') }}", "outputs": outputs}}
+        )
+    )
     tables = ["events_ci", "rows_ci", "events_old", "rows_plain", "events_decimal"]
     tables += ["events_twice"] if backend.name == "postgres" else []
-    (project / "models" / "sources.yml").write_text(yaml.safe_dump(
-        {"version": 2, "sources": [{"name": "c", "schema": backend.schema, "tables": [{"name": t} for t in tables]}]}
-    ))
+    (project / "models" / "sources.yml").write_text(
+        yaml.safe_dump(
+            {
+                "version": 2,
+                "sources": [{"name": "c", "schema": backend.schema, "tables": [{"name": t} for t in tables]}],
+            }
+        )
+    )
     models = {
         "kept_ci": ("rows_ci", "events_ci"),
         "too_old": ("rows_plain", "events_old"),
@@ -138,4 +154,7 @@ def test_two_case_insensitive_consent_columns_fail_the_compile_naming_both(proje
     path, backend = project
     proc = run_dbt(path, ["run", "--select", "twice"], backend, ok=False)
     assert proc.returncode != 0
-    assert "matches 'Subject_Id' and 'SUBJECT_ID'" in proc.stdout or "matches 'SUBJECT_ID' and 'Subject_Id'" in proc.stdout
+    assert (
+        "matches 'Subject_Id' and 'SUBJECT_ID'" in proc.stdout
+        or "matches 'SUBJECT_ID' and 'Subject_Id'" in proc.stdout
+    )

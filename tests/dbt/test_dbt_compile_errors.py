@@ -133,10 +133,24 @@ def test_misuse_that_only_a_run_can_see_fails_naming_it(
     if on_run_end:
         with (project / "dbt_project.yml").open("a") as f:
             f.write(f"on-run-end: [{json.dumps(on_run_end)}]\n")
-    env = {**os.environ, **duckdb_backend(tmp_path / "w.duckdb").env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env = {
+        **os.environ,
+        **duckdb_backend(tmp_path / "w.duckdb").env,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
     dbt = Path(sys.executable).with_name("dbt")
     proc = subprocess.run(
-        [str(dbt), "run", "--select", "rows", "bad", "--project-dir", str(project), "--profiles-dir", str(project)],
+        [
+            str(dbt),
+            "run",
+            "--select",
+            "rows",
+            "bad",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -219,7 +219,9 @@ def _collect(backend: Backend) -> dict[str, dict[str, Any]]:
     }
     for i, case in enumerate(ALL_CASES):
         if f"fail_{i}" in present:
-            for reason, failing in backend.query(f"select consentgate_reason, failing_rows from {audit}.fail_{i}"):
+            for reason, failing in backend.query(
+                f"select consentgate_reason, failing_rows from {audit}.fail_{i}"
+            ):
                 results[case["name"]]["failures"][reason] = int(failing)
     return results
 

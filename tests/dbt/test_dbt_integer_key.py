@@ -13,9 +13,24 @@ import pytest
 from dbt_harness import Backend, copy_package, duckdb_backend, postgres_backend, run_dbt
 
 KEYS = [
-    "0", "-0", "42", "-42", "042", "+42", " 42", "42 ", "\u00a042", "4.0", "", "1e3",
-    "1234567890123456789", "9223372036854775807", "9223372036854775808",
-    "-9223372036854775808", "-9223372036854775809", "99999999999999999999",
+    "0",
+    "-0",
+    "42",
+    "-42",
+    "042",
+    "+42",
+    " 42",
+    "42 ",
+    "\u00a042",
+    "4.0",
+    "",
+    "1e3",
+    "1234567890123456789",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775808",
+    "-9223372036854775809",
+    "99999999999999999999",
 ]
 
 
@@ -25,10 +40,16 @@ def _check(tmp_path: Path, backend: Backend) -> None:
         project, ["--quiet", "compile", "--inline", "{{ consentgate.integer_key('k', 'bigint') }}"], backend
     ).stdout.strip()
     backend.execute("create table keys_under_test (k varchar)")
-    backend.executemany("insert into keys_under_test values (%s)" if backend.name == "postgres"
-                        else "insert into keys_under_test values (?)", [(k,) for k in KEYS])
+    backend.executemany(
+        "insert into keys_under_test values (%s)"
+        if backend.name == "postgres"
+        else "insert into keys_under_test values (?)",
+        [(k,) for k in KEYS],
+    )
     got = dict(backend.query(f"select k, {sql} from keys_under_test"))
-    expected = {k: int(k) if k == str(int(k)) and -(2**63) <= int(k) < 2**63 else None for k in KEYS if _is_int(k)}
+    expected = {
+        k: int(k) if k == str(int(k)) and -(2**63) <= int(k) < 2**63 else None for k in KEYS if _is_int(k)
+    }
     expected |= {k: None for k in KEYS if not _is_int(k)}
     assert got == expected
 

@@ -71,7 +71,9 @@ def _project(project: Path, backend: Backend) -> None:
         },
     }
     (project / "profiles.yml").write_text(
-        yaml.safe_dump({"cg_privacy": {"target": backend.name, "outputs": {backend.name: outputs[backend.name]}}})
+        yaml.safe_dump(
+            {"cg_privacy": {"target": backend.name, "outputs": {backend.name: outputs[backend.name]}}}
+        )
     )
     link_package(project)
     (project / "models" / "ad_people.sql").write_text("select * from {{ source('crm', 'people') }}\n")
@@ -88,7 +90,13 @@ def _project(project: Path, backend: Backend) -> None:
         yaml.safe_dump(
             {
                 "version": 2,
-                "sources": [{"name": "crm", "schema": backend.schema, "tables": [{"name": "people"}, {"name": "consent_log"}]}],
+                "sources": [
+                    {
+                        "name": "crm",
+                        "schema": backend.schema,
+                        "tables": [{"name": "people"}, {"name": "consent_log"}],
+                    }
+                ],
                 "models": [{"name": "ad_people", "columns": [{"name": "customer_id", "data_tests": [test]}]}],
             }
         )
@@ -98,7 +106,12 @@ def _project(project: Path, backend: Backend) -> None:
 def _stored_failures(backend: Backend) -> list[tuple]:
     ph = "%s" if backend.name == "postgres" else "?"
     audit = f"{backend.schema}_dbt_test__audit"
-    tables = [r[0] for r in backend.query(f"select table_name from information_schema.tables where table_schema = {ph}", [audit])]
+    tables = [
+        r[0]
+        for r in backend.query(
+            f"select table_name from information_schema.tables where table_schema = {ph}", [audit]
+        )
+    ]
     assert len(tables) == 1, tables
     return backend.query(f"select * from {audit}.{tables[0]}")
 
@@ -116,7 +129,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return _backend(request, tmp_path)
 
 
-def test_stored_failures_are_counts_per_reason_with_no_personal_data(tmp_path: Path, backend: Backend) -> None:
+def test_stored_failures_are_counts_per_reason_with_no_personal_data(
+    tmp_path: Path, backend: Backend
+) -> None:
     _load(backend)
     project = tmp_path / "project"
     _project(project, backend)

@@ -74,7 +74,9 @@ def test_unknown_kind_is_a_usage_error() -> None:
     assert result.returncode == 2 and "unknown --kind 'tcf3'" in result.stderr
 
 
-@pytest.mark.parametrize("kind", ["tcf", "gpp", "uspv1", "gpp-header", "usnat", "usca", "usva", "usco", "usut", "usct"])
+@pytest.mark.parametrize(
+    "kind", ["tcf", "gpp", "uspv1", "gpp-header", "usnat", "usca", "usva", "usco", "usut", "usct"]
+)
 def test_every_contract_kind_is_accepted(kind: str) -> None:
     result = CliRunner().invoke(app, ["decode", "--json", "--kind", kind, "x"])
     assert result.exit_code == 1
@@ -84,4 +86,8 @@ def test_every_contract_kind_is_accepted(kind: str) -> None:
 def test_cli_runner_on_the_app_decodes_gpc() -> None:
     result = CliRunner().invoke(app, ["decode", "--json", "1"])
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == {"kind": "gpc", "fields": {"Gpc": True}, "not_consent": ["opt_out_framework", "gpc_opt_out"]}
+    assert json.loads(result.stdout) == {
+        "kind": "gpc",
+        "fields": {"Gpc": True},
+        "not_consent": ["opt_out_framework", "gpc_opt_out"],
+    }

@@ -82,7 +82,9 @@ def test_whole_gpp_string_with_tcf_usp_and_states() -> None:
 
 
 def test_did_not_opt_out_is_never_consent() -> None:
-    not_opted_out = bits(1, 6) + two_bits(1, 1, 1, 2, 2) + two_bits(*[2] * 9) + two_bits(0, 0) + two_bits(0, 1, 0, 0)
+    not_opted_out = (
+        bits(1, 6) + two_bits(1, 1, 1, 2, 2) + two_bits(*[2] * 9) + two_bits(0, 0) + two_bits(0, 1, 0, 0)
+    )
     decoded = decode("usca", compressed(not_opted_out))
     assert decoded.fields["usca"]["SaleOptOut"] == 2
     assert decoded.not_consent == ("usca.opt_out_framework",)

@@ -21,7 +21,9 @@ def id_set(max_id: int, max_size: int) -> st.SearchStrategy[list[int]]:
 def runs(max_id: int) -> st.SearchStrategy[list[int]]:
     """Long consecutive runs of vendor ids: the encoder then chooses the range encoding."""
     run = st.tuples(st.integers(1, max_id), st.integers(0, 300))
-    return st.lists(run, max_size=5).map(lambda rs: sorted({i for s, n in rs for i in range(s, min(s + n, max_id) + 1)}))
+    return st.lists(run, max_size=5).map(
+        lambda rs: sorted({i for s, n in rs for i in range(s, min(s + n, max_id) + 1)})
+    )
 
 
 def vendors() -> st.SearchStrategy[list[int]]:
@@ -29,7 +31,9 @@ def vendors() -> st.SearchStrategy[list[int]]:
 
 
 restriction = st.one_of(
-    st.fixed_dictionaries({"purposeId": st.integers(1, 11), "restrictionType": st.just(0), "vendors": runs(300)}),
+    st.fixed_dictionaries(
+        {"purposeId": st.integers(1, 11), "restrictionType": st.just(0), "vendors": runs(300)}
+    ),
     st.fixed_dictionaries(
         {"purposeId": st.integers(2, 11), "restrictionType": st.integers(1, 2), "vendors": id_set(300, 20)}
     ),
@@ -78,7 +82,9 @@ def comparable(fields: dict[str, Any]) -> dict[str, Any]:
 
 @SETTINGS
 @given(models=st.lists(tcf_models(), min_size=1, max_size=8))
-def test_tc_strings_from_the_official_encoder_decode_to_the_official_decoders_fields(reference, models) -> None:
+def test_tc_strings_from_the_official_encoder_decode_to_the_official_decoders_fields(
+    reference, models
+) -> None:
     strings = [r["ok"] for r in reference.call_many([{"op": "encode_tcf", "model": m} for m in models])]
     expected = reference.call_many([{"op": "decode_tcf", "string": s} for s in strings])
     for text, model, want in zip(strings, models, expected, strict=True):
@@ -99,7 +105,11 @@ def us_section(draw: st.DrawFn, section_id: int) -> dict[str, Any]:
     # The reference encoder takes the newest layout and cuts it down for an older version (usnat v1).
     for field, count in layouts[max(layouts)]:
         allowed = (1, 2) if field == "MspaCoveredTransaction" else (0, 1, 2)
-        fields[field] = draw(st.lists(two_bit(allowed), min_size=count, max_size=count)) if count else draw(two_bit(allowed))
+        fields[field] = (
+            draw(st.lists(two_bit(allowed), min_size=count, max_size=count))
+            if count
+            else draw(two_bit(allowed))
+        )
     if has_gpc:
         fields["GpcSegmentIncluded"] = draw(st.booleans())
         fields["Gpc"] = draw(st.booleans())
@@ -117,7 +127,9 @@ def flags(n: int) -> st.SearchStrategy[list[bool]]:
 def tcfca_section(draw: st.DrawFn) -> dict[str, Any]:
     """IAB Canada TCF: Fibonacci-coded vendor ranges (both encodings), restrictions, publisher purposes."""
     custom = draw(st.integers(0, 10))
-    restriction = st.fixed_dictionaries({"key": st.integers(1, 24), "type": st.integers(0, 2), "ids": vendors()})
+    restriction = st.fixed_dictionaries(
+        {"key": st.integers(1, 24), "type": st.integers(0, 2), "ids": vendors()}
+    )
     return {
         "CmpId": draw(st.integers(2, 4095)), "CmpVersion": draw(st.integers(0, 4095)),
         "ConsentScreen": draw(st.integers(0, 63)), "ConsentLanguage": draw(st.sampled_from(["EN", "FR"])),
@@ -145,7 +157,9 @@ def gpp_models(draw: st.DrawFn) -> dict[str, dict[str, Any]]:
 
 @SETTINGS
 @given(models=st.lists(gpp_models(), min_size=1, max_size=8))
-def test_gpp_strings_from_the_official_encoder_decode_to_the_official_decoders_fields(reference, models) -> None:
+def test_gpp_strings_from_the_official_encoder_decode_to_the_official_decoders_fields(
+    reference, models
+) -> None:
     replies = reference.call_many([{"op": "encode_gpp", "sections": m} for m in models])
     strings = [r["ok"] for r in replies]
     expected = reference.call_many([{"op": "decode_gpp", "string": s} for s in strings])

@@ -62,7 +62,9 @@ class Db:
             "ORDER BY subject_id, purpose, event_ts, status, source"
         )
 
-    def kept(self, subjects: list[str], purpose: str = "ad_targeting", as_of: datetime | None = None) -> set[str]:
+    def kept(
+        self, subjects: list[str], purpose: str = "ad_targeting", as_of: datetime | None = None
+    ) -> set[str]:
         """The subjects whose rows consentgate.enforce() lets through for `purpose` (as of now by default)."""
         self.run("DROP TABLE IF EXISTS people")
         self.run("DROP TABLE IF EXISTS kept_people")

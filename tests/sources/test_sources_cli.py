@@ -55,7 +55,9 @@ def warehouse(tmp_path: Path) -> tuple[Path, Path]:
         "INSERT INTO raw.optanon VALUES ('c1', 'groups=C0001%3A1%2CC0004%3A1', '2026-03-01 08:00'), "
         "('c2', 'groups=C0001%3A1%2CC0004%3A1', '2026-03-01 08:00'), ('c3', 'groups=C0001%3A1%2CC0004%3A0', '2026-03-01 08:00')"
     )
-    con.execute("CREATE TABLE raw.web_requests (customer_id varchar, sec_gpc varchar, requested_at timestamp)")
+    con.execute(
+        "CREATE TABLE raw.web_requests (customer_id varchar, sec_gpc varchar, requested_at timestamp)"
+    )
     con.close()
     return db, policy
 
@@ -79,7 +81,9 @@ def test_ingest_then_run_and_a_gpc_signal_removes_the_subject_on_the_next_run(wa
     assert kept(db) == [("c1", "/a"), ("c1", "/b"), ("c2", "/a")]
 
     con = duckdb.connect(str(db))
-    con.execute("INSERT INTO raw.web_requests VALUES ('c1', '1', '2026-03-02 10:00'), ('c1', '1', '2026-03-02 10:01')")
+    con.execute(
+        "INSERT INTO raw.web_requests VALUES ('c1', '1', '2026-03-02 10:00'), ('c1', '1', '2026-03-02 10:01')"
+    )
     con.close()
     out = cg("ingest", "--policy", str(policy), "--database", str(db), "--source", "web_gpc")
     assert out.returncode == 0, out.stderr
@@ -96,14 +100,20 @@ def test_lineage_shows_each_ingest_with_its_counts_and_no_subject(warehouse) -> 
     assert out.returncode == 0, out.stderr
     ingests = {i["source"]: i for i in json.loads(out.stdout)["ingests"]}
     assert set(ingests) == {"banner", "web_gpc"}
-    assert (ingests["banner"]["status"], ingests["banner"]["observations_read"], ingests["banner"]["events_written"]) == (
+    assert (
+        ingests["banner"]["status"],
+        ingests["banner"]["observations_read"],
+        ingests["banner"]["events_written"],
+    ) == (
         "success",
         3,
         3,
     )
     text = cg("lineage", "--database", str(db))
     assert text.returncode == 0 and "consent sources ingested" in text.stdout and "raw.optanon" in text.stdout
-    shown = json.dumps([{k: v for k, v in i.items() if k != "ingest_id"} for i in ingests.values()])  # hex ids
+    shown = json.dumps(
+        [{k: v for k, v in i.items() if k != "ingest_id"} for i in ingests.values()]
+    )  # hex ids
     for subject in ("c1", "c2", "c3"):
         assert subject not in text.stdout and subject not in shown
 

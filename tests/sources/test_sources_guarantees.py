@@ -12,7 +12,9 @@ from consentgate.sources.errors import IngestError
 from consentgate.sources.log import read_ingests
 
 T0 = datetime(2026, 3, 1, 9, 0)
-EVENTS_COLUMNS = "subject_id varchar, purpose varchar, status varchar, event_ts timestamp, recorded_at timestamp"
+EVENTS_COLUMNS = (
+    "subject_id varchar, purpose varchar, status varchar, event_ts timestamp, recorded_at timestamp"
+)
 BANNER = {"name": "banner", "kind": "events", "table": "raw.banner_events"}
 GPC = {
     "name": "web_gpc", "kind": "gpc", "table": "raw.web_requests",
@@ -28,7 +30,9 @@ def banner(db, rows) -> None:
 
 def test_ingesting_the_same_observations_twice_writes_nothing_the_second_time(db) -> None:
     banner(db, [(s, "ad_targeting", "granted", T0, T0) for s in "abc"])
-    db.table("raw.web_requests", REQUESTS_COLUMNS, [("b", "1", T0 + timedelta(hours=1), T0 + timedelta(hours=1))])
+    db.table(
+        "raw.web_requests", REQUESTS_COLUMNS, [("b", "1", T0 + timedelta(hours=1), T0 + timedelta(hours=1))]
+    )
     first = db.ingest(BANNER, GPC)
     log = db.log()
     second = db.ingest(BANNER, GPC)
@@ -64,7 +68,9 @@ def test_a_later_ingest_never_changes_what_an_earlier_run_decided(db) -> None:
     db.ingest(BANNER)
     cutoff = utcnow()
     assert db.kept(["a"], as_of=cutoff) == {"a"}
-    db.table("raw.web_requests", REQUESTS_COLUMNS, [("a", "1", T0 + timedelta(hours=1), T0 + timedelta(hours=1))])
+    db.table(
+        "raw.web_requests", REQUESTS_COLUMNS, [("a", "1", T0 + timedelta(hours=1), T0 + timedelta(hours=1))]
+    )
     db.ingest(GPC)  # the withdrawal happened before the cut-off, but was learned after it
     assert db.kept(["a"], as_of=cutoff) == {"a"}  # the earlier run reproduces
     assert db.kept(["a"]) == set()  # the next run removes the subject's rows
@@ -84,7 +90,10 @@ def test_a_source_that_disappears_stops_the_ingest_before_anything_is_written(db
     banner(db, [("a", "ad_targeting", "granted", T0, T0)])
     db.table("raw.web_requests", REQUESTS_COLUMNS, [])
     db.ingest(BANNER, GPC)
-    db.insert("raw.banner_events", [("a", "ad_targeting", "withdrawn", T0 + timedelta(days=1), T0 + timedelta(days=1))])
+    db.insert(
+        "raw.banner_events",
+        [("a", "ad_targeting", "withdrawn", T0 + timedelta(days=1), T0 + timedelta(days=1))],
+    )
     db.run("DROP TABLE raw.web_requests")
     with pytest.raises(IngestError, match=r"consent source web_gpc: table 'raw.web_requests' does not exist"):
         db.ingest(BANNER, GPC)
@@ -95,7 +104,9 @@ def test_a_source_that_disappears_stops_the_ingest_before_anything_is_written(db
 
 def test_a_missing_column_is_a_one_line_error_naming_it(db) -> None:
     db.table("raw.web_requests", "customer_id varchar, requested_at timestamp, loaded_at timestamp", [])
-    with pytest.raises(IngestError, match=r"has no column 'sec_gpc' for signal .*map it under sources\[\]\.columns"):
+    with pytest.raises(
+        IngestError, match=r"has no column 'sec_gpc' for signal .*map it under sources\[\]\.columns"
+    ):
         db.ingest(GPC)
 
 
@@ -117,19 +128,29 @@ def test_a_failure_after_the_append_leaves_log_watermark_and_state_as_they_were(
         db.ingest(BANNER)
     assert (db.log(), db.rows(state), db.rows("SELECT * FROM consentgate_source_latest")) == before
     failed = read_ingests(db.session, "banner")[0]
-    assert failed["status"] == "failed" and failed["events_written"] == 0 and failed["error"].startswith("OSError")
+    assert (
+        failed["status"] == "failed"
+        and failed["events_written"] == 0
+        and failed["error"].startswith("OSError")
+    )
     monkeypatch.undo()
     (retry,) = db.ingest(BANNER)
     assert retry.events_written == 1 and db.kept(["a"]) == set()
 
 
 def test_ingest_evidence_has_counts_and_no_subject_identifier(db) -> None:
-    banner(db, [("ann@example.com", "ad_targeting", "granted", T0, T0), (None, "ad_targeting", "granted", T0, T0)])
+    banner(
+        db,
+        [("ann@example.com", "ad_targeting", "granted", T0, T0), (None, "ad_targeting", "granted", T0, T0)],
+    )
     db.ingest(BANNER)
     (record,) = read_ingests(db.session)
     assert record["source"] == "banner" and record["observations_read"] == 2 and record["events_written"] == 1
     assert record["rejected"] == {"missing_subject": 1} and record["watermark_to"] == T0
-    everything = json.dumps(db.rows("SELECT * FROM consentgate_ingests") + db.rows("SELECT * FROM consentgate_source_state"), default=str)
+    everything = json.dumps(
+        db.rows("SELECT * FROM consentgate_ingests") + db.rows("SELECT * FROM consentgate_source_state"),
+        default=str,
+    )
     assert "ann@example.com" not in everything
 
 
@@ -137,12 +158,20 @@ def test_the_log_must_be_in_consentgates_own_shape(db) -> None:
     from consentgate.rule.semantics import ConsentColumns
 
     banner(db, [("a", "ad_targeting", "granted", T0, T0)])
-    with pytest.raises(IngestError, match=r"mapped column names .*ingestion writes only a log in consentgate's own shape"):
+    with pytest.raises(
+        IngestError, match=r"mapped column names .*ingestion writes only a log in consentgate's own shape"
+    ):
         db.ingest(BANNER, columns=ConsentColumns(subject_id="customer_ref"))
     db.run("CREATE TABLE other_log (subject_id bigint, purpose varchar, status varchar, event_ts timestamp, "
            "recorded_at timestamp, expires_at timestamp, source varchar, policy_version varchar)")  # fmt: skip
     with pytest.raises(IngestError, match=r"column 'subject_id' \(type .*\) is not varchar"):
         db.ingest(BANNER, consent_table="other_log")
+    db.run("CREATE TABLE no_status_log (subject_id varchar, purpose varchar, event_ts timestamp, "
+           "recorded_at timestamp, expires_at timestamp, source varchar, policy_version varchar)")  # fmt: skip
+    with pytest.raises(
+        IngestError, match=r"consent table 'no_status_log' has no column 'status' \(columns: subject_id, "
+    ):
+        db.ingest(BANNER, consent_table="no_status_log")
 
 
 def test_an_existing_log_gains_an_event_id_and_keeps_its_events(db) -> None:
@@ -201,8 +230,12 @@ def test_a_grant_with_an_expiry_is_kept_and_expires_as_the_rule_says(db) -> None
 
 def test_time_zones_and_integer_subjects_are_read_as_the_rule_compares_them(db) -> None:
     tz = "timestamptz" if db.engine == "postgres" else "timestamp with time zone"
-    db.table("raw.web_requests", f"customer_id bigint, sec_gpc varchar, requested_at {tz}, loaded_at {tz}", [])
-    db.run("INSERT INTO raw.web_requests VALUES (42, '1', '2026-03-01 10:00:00+02:00', '2026-03-01 10:00:00+02:00')")
+    db.table(
+        "raw.web_requests", f"customer_id bigint, sec_gpc varchar, requested_at {tz}, loaded_at {tz}", []
+    )
+    db.run(
+        "INSERT INTO raw.web_requests VALUES (42, '1', '2026-03-01 10:00:00+02:00', '2026-03-01 10:00:00+02:00')"
+    )
     db.ingest(GPC)
     assert db.rows("SELECT subject_id, event_ts FROM consent_events") == [("42", datetime(2026, 3, 1, 8, 0))]
 

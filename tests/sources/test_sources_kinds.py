@@ -28,15 +28,24 @@ GPC = {
     "purposes": ["ad_targeting"],
 }  # fmt: skip
 BANNER = {"name": "banner", "kind": "events", "table": "raw.banner_events"}
-EVENTS_COLUMNS = "subject_id varchar, purpose varchar, status varchar, event_ts timestamp, recorded_at timestamp"
+EVENTS_COLUMNS = (
+    "subject_id varchar, purpose varchar, status varchar, event_ts timestamp, recorded_at timestamp"
+)
 
 
 def test_gpc_header_1_withdraws_and_anything_else_says_nothing(db) -> None:
-    db.table("raw.banner_events", EVENTS_COLUMNS, [(s, "ad_targeting", "granted", at(8), at(8)) for s in "abcd"])
+    db.table(
+        "raw.banner_events", EVENTS_COLUMNS, [(s, "ad_targeting", "granted", at(8), at(8)) for s in "abcd"]
+    )
     db.table(
         "raw.web_requests",
         "customer_id varchar, sec_gpc varchar, requested_at timestamp, loaded_at timestamp",
-        [("a", "1", at(10), at(11)), ("b", "0", at(10), at(11)), ("c", None, at(10), at(11)), ("d", " 1 ", at(10), at(11))],
+        [
+            ("a", "1", at(10), at(11)),
+            ("b", "0", at(10), at(11)),
+            ("c", None, at(10), at(11)),
+            ("d", " 1 ", at(10), at(11)),
+        ],
     )
     records = db.ingest(BANNER, GPC)
     assert statuses(db, "a") == ["granted", "withdrawn"]
@@ -48,7 +57,11 @@ def test_gpc_header_1_withdraws_and_anything_else_says_nothing(db) -> None:
 def test_a_gpc_signal_repeated_on_every_request_writes_one_event(db) -> None:
     db.table("raw.banner_events", EVENTS_COLUMNS, [("a", "ad_targeting", "granted", at(8), at(8))])
     requests = [("a", "1", at(10, m), at(10, m)) for m in range(30)]
-    db.table("raw.web_requests", "customer_id varchar, sec_gpc varchar, requested_at timestamp, loaded_at timestamp", requests)
+    db.table(
+        "raw.web_requests",
+        "customer_id varchar, sec_gpc varchar, requested_at timestamp, loaded_at timestamp",
+        requests,
+    )
     (_, gpc) = db.ingest(BANNER, GPC)
     assert gpc.observations_read == 30 and gpc.events_written == 1
     db.insert("raw.web_requests", [("a", "1", at(12, m), at(12, m)) for m in range(10)])
@@ -91,7 +104,9 @@ USP = {
 
 
 def test_us_privacy_opt_out_of_sale_withdraws_and_a_bad_string_is_invalid(db) -> None:
-    db.table("raw.banner_events", EVENTS_COLUMNS, [(s, "ad_targeting", "granted", at(8), at(8)) for s in "abcd"])
+    db.table(
+        "raw.banner_events", EVENTS_COLUMNS, [(s, "ad_targeting", "granted", at(8), at(8)) for s in "abcd"]
+    )
     db.table(
         "raw.usp", "customer_id varchar, us_privacy varchar, seen_at timestamp",
         [("a", "1YYN", at(10)), ("b", "1YNN", at(10)), ("c", "1---", at(10)), ("d", "2XYZ", at(10))],
@@ -218,7 +233,11 @@ def test_onetrust_receipt_purpose_statuses(db) -> None:
         ("a", p, "ACTIVE", at(8)), ("b", p, "CONFIRMED", at(8)), ("c", p, "ACTIVE", at(8)), ("c", p, "WITHDRAWN", at(9)),
         ("d", p, "EXPIRED", at(8)), ("e", p, "PENDING", at(8)), ("f", p, "NOTGIVEN", at(8)), ("g", p, "SOMETHING", at(8)),
     ]  # fmt: skip
-    db.table("raw.receipts", "data_subject_id varchar, purpose_id varchar, purpose_status varchar, interaction_date timestamp", rows)
+    db.table(
+        "raw.receipts",
+        "data_subject_id varchar, purpose_id varchar, purpose_status varchar, interaction_date timestamp",
+        rows,
+    )
     (rec,) = db.ingest(source)
     assert statuses(db, "c") == ["granted", "withdrawn"] and statuses(db, "f") == ["denied"]
     assert statuses(db, "g") == ["invalid"] and statuses(db, "e") == []
@@ -240,7 +259,11 @@ def test_consent_mode_v2_grants_only_when_every_mapped_type_is_granted(db) -> No
         ("a", "granted", "granted", at(8)), ("b", "granted", "denied", at(8)), ("c", "granted", None, at(8)),
         ("d", "granted", "maybe", at(8)), ("e", None, None, at(8)),
     ]  # fmt: skip
-    db.table("raw.consent_states", "client_id varchar, ad_user_data varchar, ad_personalization varchar, event_time timestamp", rows)
+    db.table(
+        "raw.consent_states",
+        "client_id varchar, ad_user_data varchar, ad_personalization varchar, event_time timestamp",
+        rows,
+    )
     (rec,) = db.ingest(CONSENT_MODE)
     assert statuses(db, "a") == ["granted"] and statuses(db, "b") == ["denied"]
     assert statuses(db, "c") == [] and statuses(db, "d") == ["invalid"]
@@ -314,16 +337,24 @@ def test_tcf_grants_only_with_every_purpose_vendor_and_no_restriction(db) -> Non
     db.table("raw.tc_strings", "customer_id varchar, euconsent_v2 varchar, seen_at timestamp", rows)
     db.ingest(TCF)
     assert statuses(db, "a") == ["granted"]
-    assert statuses(db, "b") == ["denied"] and statuses(db, "c") == ["denied"] and statuses(db, "d") == ["denied"]
+    assert (
+        statuses(db, "b") == ["denied"]
+        and statuses(db, "c") == ["denied"]
+        and statuses(db, "d") == ["denied"]
+    )
     assert statuses(db, "e") == ["invalid"] and statuses(db, "f") == ["invalid"]
     assert statuses(db, "g") == ["withdrawn"]  # latest string only; a withdrawal: the earlier one granted
     assert statuses(db, "h") in (["denied"], ["invalid"])  # legitimate interest never stands in for consent
     assert db.kept(list("abcdefgh")) == {"a"}
 
 
-USNAT_SALE_OPT_OUT = bits(2, 6) + two_bits(1, 1, 1, 1, 1, 1, 1, 2, 2) + two_bits(*[0] * 16) + two_bits(0, 0, 0)
+USNAT_SALE_OPT_OUT = (
+    bits(2, 6) + two_bits(1, 1, 1, 1, 1, 1, 1, 2, 2) + two_bits(*[0] * 16) + two_bits(0, 0, 0)
+)
 USNAT_SALE_OPT_OUT += two_bits(0, 1, 2, 2)
-USNAT_NOT_OPTED_OUT = bits(2, 6) + two_bits(1, 1, 1, 1, 1, 1, 2, 2, 2) + two_bits(*[0] * 16) + two_bits(0, 0, 0)
+USNAT_NOT_OPTED_OUT = (
+    bits(2, 6) + two_bits(1, 1, 1, 1, 1, 1, 2, 2, 2) + two_bits(*[0] * 16) + two_bits(0, 0, 0)
+)
 USNAT_NOT_OPTED_OUT += two_bits(0, 1, 2, 2)
 
 
@@ -363,9 +394,15 @@ def test_gpp_tcf_section_grants_and_us_sections_only_withdraw(db) -> None:
 
 def test_a_tc_string_that_stops_granting_the_next_night_withdraws_and_repeats_write_nothing(db) -> None:
     good = tc(purposes=[1, 3, 4], vendor_consents=VENDOR)
-    db.table("raw.tc_strings", "customer_id varchar, euconsent_v2 varchar, seen_at timestamp", [("a", good, at(8)), ("a", good, at(9))])
+    db.table(
+        "raw.tc_strings",
+        "customer_id varchar, euconsent_v2 varchar, seen_at timestamp",
+        [("a", good, at(8)), ("a", good, at(9))],
+    )
     (first,) = db.ingest(TCF)
-    db.insert("raw.tc_strings", [("a", good, at(10)), ("a", tc(purposes=[1, 3], vendor_consents=VENDOR), at(11))])
+    db.insert(
+        "raw.tc_strings", [("a", good, at(10)), ("a", tc(purposes=[1, 3], vendor_consents=VENDOR), at(11))]
+    )
     (second,) = db.ingest(TCF)
     db.insert("raw.tc_strings", [("a", tc(purposes=[1, 3], vendor_consents=VENDOR), at(12))])
     (third,) = db.ingest(TCF)

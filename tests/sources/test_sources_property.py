@@ -28,7 +28,9 @@ COUNTER = itertools.count()
 
 # (source, subject, minute, value): banner values are statuses, gpc values header values.
 observation = st.one_of(
-    st.tuples(st.just("banner"), st.sampled_from(SUBJECTS), st.integers(0, 4), st.sampled_from(list(SEVERITY))),
+    st.tuples(
+        st.just("banner"), st.sampled_from(SUBJECTS), st.integers(0, 4), st.sampled_from(list(SEVERITY))
+    ),
     st.tuples(st.just("gpc"), st.sampled_from(SUBJECTS), st.integers(0, 4), st.sampled_from(["1", "0"])),
 )
 
@@ -50,8 +52,16 @@ def fresh_duckdb() -> Db:
 
 
 def prepared(db: Db) -> Db:
-    db.table("raw.banner_events", "subject_id varchar, purpose varchar, status varchar, event_ts timestamp, recorded_at timestamp", [])
-    db.table("raw.web_requests", "customer_id varchar, sec_gpc varchar, requested_at timestamp, loaded_at timestamp", [])
+    db.table(
+        "raw.banner_events",
+        "subject_id varchar, purpose varchar, status varchar, event_ts timestamp, recorded_at timestamp",
+        [],
+    )
+    db.table(
+        "raw.web_requests",
+        "customer_id varchar, sec_gpc varchar, requested_at timestamp, loaded_at timestamp",
+        [],
+    )
     return db
 
 
@@ -108,7 +118,12 @@ class AsGiven(random.Random):
 
 #: withdrawn at 0; GPC at 4 (nothing written: already withdrawn); a GPC batch that says nothing; then a
 #: grant dated 2 arrives late: the GPC of 4, from another source and an earlier batch, must still decide.
-LATE_GRANT = [("banner", "a", 0, "withdrawn"), ("gpc", "a", 4, "1"), ("gpc", "a", 1, "0"), ("banner", "a", 2, "granted")]
+LATE_GRANT = [
+    ("banner", "a", 0, "withdrawn"),
+    ("gpc", "a", 4, "1"),
+    ("gpc", "a", 1, "0"),
+    ("banner", "a", 2, "granted"),
+]
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -120,7 +135,9 @@ def test_order_and_batching_never_change_what_the_log_decides(observations, orde
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(**ARGS)
-def test_order_and_batching_never_change_what_the_log_decides_on_postgresql(pg_server, observations, order, cuts) -> None:
+def test_order_and_batching_never_change_what_the_log_decides_on_postgresql(
+    pg_server, observations, order, cuts
+) -> None:
     def fresh() -> Db:
         server = fresh_database(pg_server, f"prop_{next(COUNTER)}")
         return prepared(Db("postgres", server.connect(), None))  # type: ignore[arg-type]

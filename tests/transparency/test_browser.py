@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cg_transparency import assert_no_subject_id, cg, chart_values, elements
+from cg_transparency import R3, assert_no_subject_id, cg, chart_values, elements
 from httpserver import serving
+from test_report_people import expected_people
 
 pytestmark = pytest.mark.slow
 
@@ -49,8 +50,17 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def server(warehouse: Path, tmp_path: Path) -> Iterator[str]:
     with serving(
         lambda port: [
-            sys.executable, "-m", "uvicorn", "--factory", "consentgate.airflow.webapp:create_app",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "consentgate.airflow.webapp:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
         ],
         {**os.environ, "CONSENTGATE_DATABASE": str(warehouse)},
         "/",
@@ -76,6 +86,14 @@ def test_served_report_renders_its_charts_in_a_browser(server: str, tmp_path: Pa
     rendered = [a for t, a in elements(dom) if t == "rect" and a.get("data-segment") == "kept"]
     assert rendered and all(float(a["width"]) >= 0 for a in rendered)
     assert {a["data-x"] for a in chart_values(dom, "trend-rows")} == {"r1", "r2", "r3"}
+    # The headline: people per purpose as the browser shows them, against the reference rule's decisions
+    # on the story's consent log at r3's cut-off (computed here, not read back from the page's code).
+    people = {(a["data-row"], a["data-segment"]): int(a["data-value"]) for a in chart_values(dom, "people")}
+    for purpose, normalize in (("ad_targeting", None), ("email_marketing", "lower")):
+        for decision, n in expected_people(purpose, normalize, R3).items():
+            assert people[(purpose, decision)] == n, (purpose, decision)
+    assert people[("ad_targeting", "consented")] == 4 and people[("email_marketing", "withdrawn")] == 1
+    assert "Consent enforcement as of" in dom and "what the terms mean" in dom.lower()
     assert_no_subject_id(dom)
 
     shot = tmp_path / "report.png"

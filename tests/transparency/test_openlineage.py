@@ -177,12 +177,20 @@ def test_a_run_failing_before_any_dataset_emits_start_and_fail(tmp_path: Path) -
     )
     from consentgate.errors import ConsentSourceError
 
-    for exc in (ConsentSourceError("consent table 'consent_events' does not exist"), RuntimeError("MARKER-ol@x.test")):
-        sent = ol.emit_failed_run("r0", exc, policy=parse(POLICY), database=tmp_path / "w.duckdb", client=client)
+    for exc in (
+        ConsentSourceError("consent table 'consent_events' does not exist"),
+        RuntimeError("MARKER-ol@x.test"),
+    ):
+        sent = ol.emit_failed_run(
+            "r0", exc, policy=parse(POLICY), database=tmp_path / "w.duckdb", client=client
+        )
         assert sent == 2
     events = read_events(events_file)
     assert [e["eventType"] for e in events] == ["START", "FAIL", "START", "FAIL"]
-    assert "consent table 'consent_events' does not exist" in events[1]["run"]["facets"]["errorMessage"]["message"]
+    assert (
+        "consent table 'consent_events' does not exist"
+        in events[1]["run"]["facets"]["errorMessage"]["message"]
+    )
     # Anyone else's message can quote row values: only its class reaches the event (docs/errors.md).
     assert "RuntimeError" in events[3]["run"]["facets"]["errorMessage"]["message"]
     assert "MARKER" not in events_file.read_text()
@@ -346,7 +354,9 @@ def test_facets_carry_consentgates_producer_whatever_the_clients_default(monkeyp
     from openlineage.client.generated import base
 
     # The Airflow provider calls set_producer() with its own URI when it loads.
-    monkeypatch.setattr(base, "PRODUCER", "https://github.com/apache/airflow/tree/providers-openlineage/2.20.3")
+    monkeypatch.setattr(
+        base, "PRODUCER", "https://github.com/apache/airflow/tree/providers-openlineage/2.20.3"
+    )
     assert facet_json("consentEnforcement")["_producer"] == PRODUCER == f"urn:consentgate:{ol_version()}"
     assert facet_json("consentAudit")["_producer"] == PRODUCER
 
@@ -358,7 +368,9 @@ def ol_version() -> str:
 
 
 def test_schema_base_can_point_at_where_the_schemas_are_published(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CONSENTGATE_FACET_SCHEMA_BASE", "https://schemas.example/consentgate/0.1.0/facet_schemas/")
+    monkeypatch.setenv(
+        "CONSENTGATE_FACET_SCHEMA_BASE", "https://schemas.example/consentgate/0.1.0/facet_schemas/"
+    )
     assert facet_json("consentAudit")["_schemaURL"] == (
         "https://schemas.example/consentgate/0.1.0/facet_schemas/ConsentAuditRunFacet.json"
         "#/$defs/ConsentAuditRunFacet"

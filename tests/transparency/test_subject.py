@@ -130,7 +130,9 @@ def test_subject_index_is_created_once_and_gives_the_same_report(warehouse: Path
     assert sql(warehouse, "SELECT count(*) FROM duckdb_indexes()") == [(0,)]
 
 
-def test_the_report_reads_the_log_through_the_subject_index(warehouse: Path, policy_file: Path, tmp_path: Path) -> None:
+def test_the_report_reads_the_log_through_the_subject_index(
+    warehouse: Path, policy_file: Path, tmp_path: Path
+) -> None:
     # The report's lookup must be an expression DuckDB answers from the index: an index on a CASE
     # expression, for one, is kept up to date but never used. EXPLAIN decides nothing here (DuckDB
     # chooses the index inside the scan at run time), so the executed query's profile is read.
@@ -152,7 +154,6 @@ def test_the_report_reads_the_log_through_the_subject_index(warehouse: Path, pol
         return own + [t for child in node.get("children", []) for t in scans(child)]
 
     assert [t for op in json.loads(profile.read_text())["operator"] for t in scans(op)] == ["Index Scan"]
-
 
 
 def test_human_output_names_the_person_and_each_run(warehouse: Path) -> None:

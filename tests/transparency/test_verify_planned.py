@@ -38,8 +38,11 @@ def test_a_successful_run_is_verified(warehouse: Path) -> None:
 def test_a_run_that_lacks_a_planned_dataset_is_not_verified(warehouse: Path) -> None:
     planned = lineage.RunRecord("r3", planned_datasets=_one(warehouse, "planned_datasets", "r3")).planned()
     assert planned  # the engine recorded what it set out to do
-    _edit(warehouse, "UPDATE consentgate_runs SET planned_datasets = ? WHERE run_id = 'r3'",
-          [json.dumps([*planned, "mail_later"])])
+    _edit(
+        warehouse,
+        "UPDATE consentgate_runs SET planned_datasets = ? WHERE run_id = 'r3'",
+        [json.dumps([*planned, "mail_later"])],
+    )
     code, out = cg_json("verify", "--database", warehouse, "--run-id", "r3")
     assert code == 1 and out["ok"] is False and out["status"] == "failed"
     assert (
@@ -83,7 +86,9 @@ def test_an_unfinished_run_is_shown_stale_or_running_and_never_verified(
     assert code == 1 and out["ok"] is False and out["run_status"] == shown
     assert any(shown in p for p in out["problems"]), out["problems"]
     code, runs = cg_json("lineage", "--database", warehouse, "--run-id", "r3")
-    assert code == 0 and runs["runs"][0]["effective_status"] == shown and runs["runs"][0]["status"] == "running"
+    assert (
+        code == 0 and runs["runs"][0]["effective_status"] == shown and runs["runs"][0]["status"] == "running"
+    )
     text = cg("lineage", "--database", warehouse, "--run-id", "r3").stdout
     assert (f"[{shown}: recorded running, never finished]" in text) == (shown == "stale")
 
@@ -91,4 +96,8 @@ def test_an_unfinished_run_is_shown_stale_or_running_and_never_verified(
 def test_a_failed_run_is_not_verified(warehouse: Path) -> None:
     _edit(warehouse, "UPDATE consentgate_runs SET status = 'failed' WHERE run_id = 'r3'", [])
     code, out = cg_json("verify", "--database", warehouse, "--run-id", "r3")
-    assert code == 1 and "the run's status is failed, not success: only a successful run can be verified" in out["problems"]
+    assert (
+        code == 1
+        and "the run's status is failed, not success: only a successful run can be verified"
+        in out["problems"]
+    )

@@ -21,6 +21,7 @@
   {%- if purpose is not string or purpose | trim(' ') == '' -%}
     {%- do consentgate._fail(macro_name, 'purpose', 'is required: a non-blank purpose such as ad_targeting', purpose) -%}
   {%- endif -%}
+  {%- do consentgate._check_purpose(macro_name, consentgate._ascii_lower_text(purpose | trim(' '))) -%}
   {%- if normalize is not none and normalize != 'lower' -%}
     {%- do consentgate._fail(macro_name, 'normalize', "must be none or 'lower'", normalize) -%}
   {%- endif -%}

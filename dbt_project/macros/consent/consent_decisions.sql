@@ -19,7 +19,7 @@
       "consentgate: consent column event_ts holds an event that counts but is dated before 0001-01-01 "
       ~ "(a BC date or -infinity), which the rule cannot order; correct or remove that event",
       'cg_events.cg_event_ts') -%}
-  {%- set code = "case when cg_events.cg_event_ts < cast('0001-01-01 00:00:00' as timestamp) then " ~ too_old
+  {%- set code = "case when cg_events.cg_event_ts < " ~ consentgate.timestamp_literal('0001-01-01 00:00:00') ~ " then " ~ too_old
       ~ " else " ~ consentgate.epoch_us('cg_events.cg_event_ts') ~ " * 8 + (4 - cg_events.cg_severity) end" -%}
   {%- set sql -%}
 select

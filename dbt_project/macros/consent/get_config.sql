@@ -3,8 +3,13 @@
   `consentgate_<name>` (in dbt_project.yml `vars:` or with `--vars`).
 
     as_of             the cut-off T; default: the run's run_started_at (UTC)
-    consent_relation  the consent log; default: `consent_events` in the target schema.
-                      A string `table`, `schema.table` or `database.schema.table`.
+    consent_relation  the consent log; default: `consent_events` in the target schema, read through
+                      the package's source consentgate.consent_events. A string `table`,
+                      `schema.table` or `database.schema.table` moves that source; a mapping
+                      {ref: name} or {source: [source_name, table_name]} names a node of your own.
+    purposes          the declared purposes: a list of names, a list of {name, description} (a
+                      policy file's `purposes:`), or a mapping name -> description; a call for any
+                      other purpose is a compile error. Default: none (not checked; a warning).
     consent_columns   mapping of the consent log's columns (docs/semantics.md); a partial mapping
                       is merged over the defaults
     run_id            the evidence run id; default: dbt's invocation_id
@@ -31,6 +36,7 @@
       'consent_columns': column_defaults,
       'run_id': none,
       'evidence_schema': none,
+      'purposes': none,
   } -%}
   {%- if name not in defaults -%}
     {{ exceptions.raise_compiler_error(

@@ -1,6 +1,7 @@
 {#-
   The DDL of one evidence table (kind 'runs' or 'lineage'), with the same columns and types as
-  plugins/consentgate/engine/ddl.sql.
+  plugins/consentgate/engine/ddl.sql. Columns added after the first release are also added to an
+  existing table (evidence_added_columns, the engine's lineage.ADDED_COLUMNS).
 -#}
 {% macro evidence_ddl(relation, kind) %}
   {{ return(adapter.dispatch('evidence_ddl', 'consentgate')(relation, kind)) }}
@@ -23,7 +24,12 @@ create table if not exists {{ relation }} (
     airflow_run_id varchar,
     dbt_invocation_id varchar,
     package_version varchar,
-    error varchar
+    error varchar,
+    owner varchar,
+    attempt bigint,
+    planned_datasets varchar,
+    pid bigint,
+    host varchar
 )
 {%- elif kind == 'lineage' -%}
 create table if not exists {{ relation }} (
@@ -46,7 +52,8 @@ create table if not exists {{ relation }} (
     trigger varchar,
     task_id varchar,
     started_at timestamp,
-    finished_at timestamp
+    finished_at timestamp,
+    attempt bigint
 )
 {%- else -%}
   {{ exceptions.raise_compiler_error("consentgate.evidence_ddl: argument 'kind' must be 'runs' or 'lineage'; got: " ~ kind) }}

@@ -1,7 +1,8 @@
 {#-
   The evidence tables consentgate_runs and consentgate_lineage (plugins/consentgate/engine/ddl.sql), in
   var consentgate_evidence_schema (default: the target schema), created with the same columns if
-  missing. Returns {'runs': Relation, 'lineage': Relation}.
+  missing (and with the columns added since, see evidence_added_columns).
+  Returns {'runs': Relation, 'lineage': Relation}.
 -#}
 {% macro evidence_relations(create=true) %}
   {{ return(adapter.dispatch('evidence_relations', 'consentgate')(create)) }}
@@ -9,12 +10,11 @@
 
 {% macro default__evidence_relations(create=true) %}
   {%- set schema = consentgate.get_config('evidence_schema') or target.schema -%}
-  {%- set runs = api.Relation.create(database=target.database, schema=schema, identifier='consentgate_runs') -%}
-  {%- set lineage = api.Relation.create(database=target.database, schema=schema, identifier='consentgate_lineage') -%}
+  {%- set runs = api.Relation.create(database=consentgate._target_database(), schema=schema, identifier='consentgate_runs') -%}
+  {%- set lineage = api.Relation.create(database=consentgate._target_database(), schema=schema, identifier='consentgate_lineage') -%}
   {%- if create and execute -%}
     {%- do adapter.create_schema(runs) -%}
-    {%- do run_query(consentgate.evidence_ddl(runs, 'runs')) -%}
-    {%- do run_query(consentgate.evidence_ddl(lineage, 'lineage')) -%}
+    {%- do consentgate._ensure_evidence_tables({'runs': runs, 'lineage': lineage}) -%}
   {%- endif -%}
   {{ return({'runs': runs, 'lineage': lineage}) }}
 {% endmacro %}

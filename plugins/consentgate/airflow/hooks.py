@@ -1,8 +1,12 @@
 """The warehouse behind an Airflow connection: a consentgate Session plus where it lives.
 
-DuckDB connections (conn type `duckdb`) open through the DuckDB provider's `DuckDBHook`; any other
-connection must resolve to a common-sql `DbApiHook` whose conn type names a supported dialect
-(`postgres`). Only call this from `execute()`: it reads the connection and opens the database.
+DuckDB connections (conn type `duckdb`) open through the DuckDB provider's `DuckDBHook`; Spark Connect
+connections (conn type `spark_connect`, e.g. `AIRFLOW_CONN_X='spark-connect://host:15002'`) open a Spark
+Connect session from the connection's fields alone (spark_connect_url), without
+apache-airflow-providers-apache-spark, whose `pyspark-client` dependency overwrites pyspark's files
+(docs/spark.md); any other connection must resolve to a common-sql `DbApiHook` whose conn type names a
+supported dialect (`postgres`). Only call this from `execute()`: it reads the connection and opens the
+database.
 """
 
 from __future__ import annotations
@@ -29,17 +33,19 @@ from consentgate.rule.names import TableName
 log = logging.getLogger("consentgate")
 
 # Airflow conn type -> consentgate dialect name.
-DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "postgresql": "postgres"}
+DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "postgresql": "postgres", "spark_connect": "spark"}
+#: The Spark Connect port when a spark_connect connection names none (Spark's default).
+SPARK_CONNECT_PORT = 15002
 
 
 @dataclass(frozen=True)
 class Location:
     """Where a warehouse lives, for Asset URIs and OpenLineage dataset names. Never holds a secret.
 
-    :param dialect: `duckdb` or `postgres`
+    :param dialect: `duckdb`, `postgres` or `spark`
     :param path: the DuckDB database file (absolute), for DuckDB
-    :param host: server host, for PostgreSQL
-    :param port: server port, for PostgreSQL
+    :param host: server host, for PostgreSQL and Spark Connect
+    :param port: server port, for PostgreSQL and Spark Connect
     :param database: database name (the file stem for DuckDB, which is DuckDB's catalog name)
     """
 
@@ -59,16 +65,22 @@ class Location:
         t = self.resolved(table, default_schema)
         if self.dialect == "postgres":
             return f"postgres://{self.host}:{self.port}/{self.database}/{t.schema}/{t.name}"
+        if self.dialect == "spark":  # the Spark Connect server's catalog: sc://host:port/schema/table
+            return f"sc://{self.host}:{self.port}/{t.schema}/{t.name}"
         return f"duckdb://localhost{self.path}/{t.schema}/{t.name}"
 
     def ol_namespace(self) -> str:
         """The OpenLineage dataset namespace (naming spec: `postgres://host:port`; DuckDB: the file)."""
         if self.dialect == "postgres":
             return f"postgres://{self.host}:{self.port}"
+        if self.dialect == "spark":
+            return f"sc://{self.host}:{self.port}"
         return f"duckdb://{self.path}"
 
     def ol_name(self, table: str, default_schema: str) -> str:
         t = self.resolved(table, default_schema)
+        if self.dialect == "spark":  # Spark's catalog has schemas only
+            return f"{t.schema}.{t.name}"
         return f"{self.database}.{t.schema}.{t.name}"
 
 
@@ -91,8 +103,45 @@ def dialect_of(conn_type: str | None, hook: Any = None) -> str:
         if candidate and candidate.lower() in DIALECTS:
             return DIALECTS[candidate.lower()]
     raise UnsupportedConnectionError(
-        f"connection type {conn_type!r} is not supported; use a 'duckdb' or 'postgres' connection"
+        f"connection type {conn_type!r} is not supported; use a 'duckdb', 'postgres' or 'spark_connect' connection"
     )
+
+
+def spark_connect_url(conn: Any) -> str:
+    """The `sc://host:port/;...` URL of a spark_connect connection, built as the Spark provider's
+    SparkConnectHook builds it: host (an `sc://` prefix is allowed), port (default 15002), login as
+    `user_id`, password as `token`, extra `use_ssl`. The token is never printed (errors.mask_url)."""
+    from urllib.parse import quote as url_quote
+
+    host = str(conn.host or "").strip().removeprefix("sc://").rstrip("/")
+    if not host:
+        raise UnsupportedConnectionError(
+            f"connection {conn.conn_id!r} (type spark_connect) has no host; set it to the Spark Connect server"
+        )
+    params = []
+    if conn.login:
+        params.append(f"user_id={url_quote(str(conn.login), safe='')}")
+    if conn.password:
+        params.append(f"token={url_quote(str(conn.password), safe='')}")
+    extra = conn.extra_dejson if conn.extra else {}
+    if str(extra.get("use_ssl", "")).lower() in ("1", "true", "yes"):
+        params.append("use_ssl=true")
+    url = f"sc://{host}:{int(conn.port or SPARK_CONNECT_PORT)}"
+    return url + ("/;" + ";".join(params) if params else "")
+
+
+def _open_spark_connect(conn_id: str) -> tuple[Any, Location]:
+    from airflow.sdk import BaseHook
+
+    from consentgate.engine.spark import SparkConnection, open_spark
+
+    conn = BaseHook.get_connection(conn_id)
+    url = spark_connect_url(conn)
+    with stage("connecting to the Spark Connect server of connection", conn_id):
+        spark = open_spark(url)
+    host, port = url.removeprefix("sc://").split("/", 1)[0].rsplit(":", 1)
+    # Owned: closing the connection (open_warehouse) stops the session.
+    return SparkConnection(spark, owned=True), Location("spark", host=host, port=int(port))
 
 
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")
@@ -170,7 +219,8 @@ def open_warehouse(conn_id: str) -> Iterator[Warehouse]:
     on a throw-away database). A DuckDB file locked by another process raises DatabaseLockedError.
     """
     kind = dialect_of(conn_type(conn_id))
-    con, location = _open_duckdb(conn_id) if kind == "duckdb" else _open_dbapi(conn_id)
+    opener = {"duckdb": _open_duckdb, "spark": _open_spark_connect}.get(kind, _open_dbapi)
+    con, location = opener(conn_id)
     session = session_for(con, location.dialect)
     try:
         yield Warehouse(conn_id, session, location)
@@ -194,8 +244,9 @@ def duckdb_path(conn_id: str) -> str | None:
 
 def dbt_env(conn_id: str | None) -> dict[str, str]:
     """Environment a consentgate dbt profile reads for the connection: CONSENTGATE_DBT_TARGET (the
-    profile target of the connection's dialect, `duckdb` or `postgres`), and CONSENTGATE_DUCKDB (the
-    DuckDB file) or CONSENTGATE_PG_HOST/PORT/USER/PASSWORD/DBNAME/SCHEMA for PostgreSQL."""
+    profile target of the connection's dialect, `duckdb`, `postgres` or `spark`), and CONSENTGATE_DUCKDB
+    (the DuckDB file), CONSENTGATE_PG_HOST/PORT/USER/PASSWORD/DBNAME/SCHEMA for PostgreSQL, or
+    SPARK_REMOTE (the Spark Connect URL dbt-spark's `method: session` connects to) for Spark."""
     if not conn_id:
         return {}
     from airflow.sdk import BaseHook
@@ -206,6 +257,8 @@ def dbt_env(conn_id: str | None) -> dict[str, str]:
         # The target follows the connection: a profile whose default target is another engine would
         # otherwise build (and audit) a different database than the one the operators enforced.
         return {"CONSENTGATE_DBT_TARGET": "duckdb", **({"CONSENTGATE_DUCKDB": path} if path else {})}
+    if dialect_of(conn.conn_type) == "spark":
+        return {"CONSENTGATE_DBT_TARGET": "spark", "SPARK_REMOTE": spark_connect_url(conn)}
     env = {
         "CONSENTGATE_DBT_TARGET": "postgres",
         "CONSENTGATE_PG_HOST": conn.host or "localhost",

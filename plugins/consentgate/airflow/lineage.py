@@ -1,4 +1,5 @@
-"""OpenLineage for the consentgate operators: custom run facets and the OperatorLineage they return.
+"""OpenLineage for the consentgate operators: custom run facets and the OperatorLineage they return
+(DbtBuildOperator: the ad-targeting models it built and their inputs in the dbt graph).
 
 Imported only from `get_openlineage_facets_on_complete`, so DAG parsing never loads the OpenLineage
 client. Everything here is counts and table names; never a subject identifier.
@@ -51,4 +52,19 @@ def audit_lineage(
         ],
         outputs=[],
         run_facets={"consentAudit": audit_facet(summary)},
+    )
+
+
+def dbt_lineage(location: Location, default_schema: str, models: tuple[Any, ...]) -> OperatorLineage:
+    """DbtBuildOperator: outputs the ad-targeting models built (`consentgate.dbt.manifest.GatedModel`),
+    inputs their parents in the dbt graph, each once, the consent log among them."""
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    inputs: dict[str, Dataset] = {}
+    for model in models:
+        for parent in model.inputs:
+            inputs.setdefault(parent.table, dataset(location, parent.table, default_schema))
+    return OperatorLineage(
+        inputs=[inputs[t] for t in sorted(inputs)],
+        outputs=[dataset(location, m.relation.table, default_schema) for m in models],
     )

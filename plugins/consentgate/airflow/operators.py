@@ -264,13 +264,37 @@ _LOCKED = re.compile(r"could not set lock on file", re.I)
 #: values: the task log shows its name and level only (docs/errors.md).
 SAFE_DBT_EVENTS = frozenset(
     {
-        "MainReportVersion", "AdapterRegistered", "FoundStats", "ConcurrencyLine", "Formatting",
-        "UnableToPartialParse", "LogStartLine", "LogModelResult", "LogTestResult", "LogSeedResult",
-        "LogSnapshotResult", "LogHookStartLine", "LogHookEndLine", "HooksRunning", "FinishedRunningStats",
-        "EndOfRunSummary", "StatsLine", "RunResultFailure", "RunResultWarning", "SQLCompiledPath",
-        "CheckNodeTestFailure", "SkippingDetails", "LogNodeNoOpResult", "CommandCompleted",
-        "DepsStartPackageInstall", "DepsInstallInfo", "DepsUpToDate", "DepsNoPackagesFound",
-        "DepsLockUpdating", "DepsAddPackage", "JinjaLogInfo",
+        "MainReportVersion",
+        "AdapterRegistered",
+        "FoundStats",
+        "ConcurrencyLine",
+        "Formatting",
+        "UnableToPartialParse",
+        "LogStartLine",
+        "LogModelResult",
+        "LogTestResult",
+        "LogSeedResult",
+        "LogSnapshotResult",
+        "LogHookStartLine",
+        "LogHookEndLine",
+        "HooksRunning",
+        "FinishedRunningStats",
+        "EndOfRunSummary",
+        "StatsLine",
+        "RunResultFailure",
+        "RunResultWarning",
+        "SQLCompiledPath",
+        "CheckNodeTestFailure",
+        "SkippingDetails",
+        "LogNodeNoOpResult",
+        "CommandCompleted",
+        "DepsStartPackageInstall",
+        "DepsInstallInfo",
+        "DepsUpToDate",
+        "DepsNoPackagesFound",
+        "DepsLockUpdating",
+        "DepsAddPackage",
+        "JinjaLogInfo",
     }
 )
 
@@ -303,7 +327,13 @@ class DbtBuildOperator(BaseOperator):
 
     dbt receives `--vars` with `consentgate_as_of` (ISO 8601 UTC) and `consentgate_run_id`, so the dbt
     package's lineage rows join the Airflow run. dbt's progress and results stream to the task log; events
-that can carry a database's message (model errors) show as their name only (`SAFE_DBT_EVENTS`).
+    that can carry a database's message (model errors) show as their name only (`SAFE_DBT_EVENTS`).
+
+    After a successful run the ad-targeting models it built are read from dbt's manifest and run results
+    (`consentgate.dbt.manifest`: meta `consentgate`, subject column from each model's `only_consented`
+    test) and returned in the XCom as `ad_targeting_models` (the nightly DAG audits exactly these), each
+    announced as an asset event through the alias `consentgate_consented`, and reported to OpenLineage:
+    outputs the models, inputs their parents in the dbt graph, the consent log among them.
 
     :param project_dir: the dbt project, templated
     :param profiles_dir: directory holding profiles.yml (default: the project dir), templated
@@ -321,6 +351,8 @@ that can carry a database's message (model errors) show as their name only (`SAF
     :param target_path: dbt `--target-path` (artefacts), templated
     :param log_path: dbt `--log-path`, templated
     :param dbt_bin: the dbt executable (default: dbt beside this Python, else on PATH)
+    :param policy: a policy file, templated: its purposes are passed as var `consentgate_purposes` (unless
+        `vars` sets it), so a model calling consented() for another purpose fails the compile
     """
 
     template_fields: Sequence[str] = (
@@ -336,6 +368,7 @@ that can carry a database's message (model errors) show as their name only (`SAF
         "env",
         "target_path",
         "log_path",
+        "policy",
     )
     template_fields_renderers = {"vars": "json", "env": "json"}
     ui_color = "#ffe0cc"
@@ -358,8 +391,10 @@ that can carry a database's message (model errors) show as their name only (`SAF
         target_path: str | None = None,
         log_path: str | None = None,
         dbt_bin: str | None = None,
+        policy: str | None = None,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("outlets", [consented_alias()])
         super().__init__(**kwargs)
         self.project_dir = project_dir
         self.profiles_dir = profiles_dir
@@ -376,12 +411,15 @@ that can carry a database's message (model errors) show as their name only (`SAF
         self.target_path = target_path
         self.log_path = log_path
         self.dbt_bin = dbt_bin
+        self.policy = policy
         self._proc: subprocess.Popen[str] | None = None
+        self._lineage_state: tuple[Location, str, tuple[Any, ...]] | None = None
 
     def _words(self) -> list[str]:
         return shlex.split(self.command) if isinstance(self.command, str) else [str(w) for w in self.command]
 
-    def _common_flags(self) -> list[str]:
+    def _common_flags(self, *, target_path: bool = True) -> list[str]:
+        """--project-dir, --profiles-dir, --target and the paths (`dbt deps` takes no --target-path)."""
         project = str(Path(self.project_dir).resolve())
         flags = [
             "--project-dir",
@@ -391,7 +429,7 @@ that can carry a database's message (model errors) show as their name only (`SAF
         ]
         if self.target:
             flags += ["--target", str(self.target)]
-        if self.target_path:
+        if self.target_path and target_path:
             flags += ["--target-path", str(self.target_path)]
         if self.log_path:
             flags += ["--log-path", str(self.log_path)]
@@ -407,10 +445,14 @@ that can carry a database's message (model errors) show as their name only (`SAF
         return cmd
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from consentgate.airflow import dbt_models
+
+        self._lineage_state = None
         try:
             as_of = resolve_as_of(self.as_of, context)
             run_id = self.run_id or context["run_id"]
             dbt_vars = {
+                **self._policy_vars(),
                 **dict(self.vars or {}),
                 "consentgate_as_of": as_of.isoformat(),
                 "consentgate_run_id": run_id,
@@ -429,16 +471,62 @@ that can carry a database's message (model errors) show as their name only (`SAF
             if self.install_deps and any(
                 (project / f).exists() for f in ("packages.yml", "dependencies.yml")
             ):
-                self._run([self.dbt_bin or dbt_executable(), "deps", *self._common_flags()], env)
+                self._run(
+                    [self.dbt_bin or dbt_executable(), "deps", *self._common_flags(target_path=False)], env
+                )
             self._run(self.build_command(dbt_vars), env)
+            target = dbt_models.target_dir(self.project_dir, self.target_path, env)
+            outcome = dbt_models.read_outcome(target) if (target / "manifest.json").exists() else None
+            location = dbt_models.warehouse_location(self.conn_id) if outcome else None
         except Exception as exc:  # noqa: BLE001
             fail_task(exc)
+        if outcome is not None and location is not None:
+            self._lineage_state = (location, dbt_models.default_schema(location, env), outcome.models)
+            self._emit_model_events(context, dbt_models.asset_uris(location, outcome.models), run_id, as_of)
         return {
             "command": " ".join(self._words()),
             "as_of": as_of.isoformat(),
             "run_id": run_id,
-            "results": self._results_summary(),
+            "results": self._results_summary(target),
+            # None (not []) when dbt wrote no manifest: a caller auditing these must not pass on nothing.
+            "ad_targeting_models": dbt_models.xcom_models(outcome.models) if outcome else None,
         }
+
+    def _policy_vars(self) -> dict[str, Any]:
+        """`consentgate_purposes` from the policy file, when one is given."""
+        if not self.policy or not str(self.policy).strip() or str(self.policy).strip() == "None":
+            return {}
+        from consentgate.engine.policy import load
+
+        return {"consentgate_purposes": [p.name for p in load(str(self.policy).strip()).purposes]}
+
+    def _emit_model_events(
+        self, context: Context, uris: Mapping[str, str], run_id: str, as_of: datetime
+    ) -> None:
+        """Announce each ad-targeting model built as an asset event (never fails the task)."""
+        try:
+            from airflow.sdk import Asset, AssetAlias
+
+            for alias in (o for o in self.outlets if isinstance(o, AssetAlias)):
+                for model, uri in uris.items():
+                    context["outlet_events"][alias].add(
+                        Asset(uri=uri),
+                        extra={"run_id": run_id, "as_of": as_of.isoformat(), "dbt_model": model},
+                    )
+        except Exception as exc:  # noqa: BLE001
+            self.log.warning("consentgate: could not emit the dbt models' asset events: %s", one_line(exc))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """outputs: the ad-targeting models built; inputs: their parents in the dbt graph (the consent
+        log among them)."""
+
+        def build() -> OperatorLineage:
+            from consentgate.airflow.lineage import dbt_lineage
+
+            assert self._lineage_state is not None
+            return dbt_lineage(*self._lineage_state)
+
+        return safe_lineage(self, build if self._lineage_state else None)
 
     def _run(self, cmd: list[str], env: Mapping[str, str]) -> None:
         shown = [("<vars>" if i and cmd[i - 1] == "--vars" else w) for i, w in enumerate(cmd)]
@@ -472,9 +560,8 @@ that can carry a database's message (model errors) show as their name only (`SAF
                 f"dbt {cmd[1]} exited with status {code}; see the dbt output above in the task log"
             )
 
-    def _results_summary(self) -> dict[str, int]:
-        """Counts of node statuses from run_results.json (empty when dbt wrote none)."""
-        path = Path(self.project_dir).resolve() / (self.target_path or "target")  # absolute target_path wins
+    def _results_summary(self, path: Path) -> dict[str, int]:
+        """Counts of node statuses from run_results.json in the target path (empty when dbt wrote none)."""
         try:
             data = json.loads((path / "run_results.json").read_text())
             return dict(Counter(str(r.get("status")) for r in data.get("results", [])))

@@ -30,7 +30,8 @@ from consentgate.engine.enforcement import (
 )
 from consentgate.engine.policy import load
 from consentgate.engine.source_config import source_named
-from consentgate.errors import ConsentViolationError, RunFailedError
+from consentgate.errors import ConsentViolationError, RunFailedError, one_line
+from consentgate.evidence.openlineage import emit_ingest
 from consentgate.rule.names import TableName, column
 from consentgate.sources.ingest import ingest
 
@@ -240,6 +241,18 @@ def audit_plan(
     return [{**common, **o} for o in outputs]
 
 
+def dbt_audit_models(dbt_result: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The ad-targeting models DbtBuildOperator's XCom says the build made (from dbt's manifest), as
+    audit_plan takes them. Fails closed when the build reported no manifest: nothing would be audited."""
+    models = (dbt_result or {}).get("ad_targeting_models")
+    if not isinstance(models, list):
+        raise RunFailedError(
+            "the dbt build reported no manifest, so its ad-targeting models cannot be audited "
+            "(DbtBuildOperator's XCom has no ad_targeting_models)"
+        )
+    return [dict(m) for m in models]
+
+
 def source_plan(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One ingest_source task's arguments per consent source of the policy (read at run time). A policy
     without sources gets one entry with no name (its task ingests nothing and succeeds), so the run
@@ -249,7 +262,9 @@ def source_plan(context: Mapping[str, Any]) -> list[dict[str, Any]]:
         policy = load(policy_path)
     except Exception as exc:  # noqa: BLE001
         fail_task(exc)
-    log.info("run %s: policy %s, %d consent sources to ingest", context["run_id"], policy_path, len(policy.sources))
+    log.info(
+        "run %s: policy %s, %d consent sources to ingest", context["run_id"], policy_path, len(policy.sources)
+    )
     return [{"name": s.name} for s in policy.sources] or [{"name": None}]
 
 
@@ -293,6 +308,7 @@ def ingest_source(name: str | None, context: Mapping[str, Any]) -> dict[str, Any
             except BaseException as exc:
                 record_failure(wh.session, record, exc)
                 raise
+            _emit_ingest_lineage(wh, done)
     except Exception as exc:  # noqa: BLE001
         fail_task(exc)
     rejected = ", ".join(f"{k}={v}" for k, v in sorted(done.rejected.items())) or "none"
@@ -302,6 +318,24 @@ def ingest_source(name: str | None, context: Mapping[str, Any]) -> dict[str, Any
         done.events_written, rejected,
     )  # fmt: skip
     return done.summary()
+
+
+def _emit_ingest_lineage(wh: Any, done: Any) -> None:
+    """The ingest's OpenLineage events (job `consentgate.ingest.<source>`: the source table in, the consent
+    log out, with row counts), sent through the Airflow OpenLineage provider's own client and transport.
+    Nothing is sent when the provider is disabled; never fails the task."""
+    try:
+        from airflow.providers.openlineage.conf import is_disabled
+        from airflow.providers.openlineage.plugins.listener import get_openlineage_listener
+
+        if is_disabled():
+            return
+        client = get_openlineage_listener().adapter.get_or_create_openlineage_client()
+        schema = wh.session.default_schema
+        location = (wh.location.ol_namespace(), wh.location.database or "default")
+        emit_ingest([done], location=location, default_schema=schema, client=client)
+    except Exception as exc:  # noqa: BLE001 - lineage never fails the work it describes
+        log.warning("OpenLineage events for the ingest of %s not sent: %s", done.source, one_line(exc))
 
 
 def cutoff_after_ingest(as_of: datetime, policy: Any) -> datetime:
@@ -317,7 +351,8 @@ def check_consent_source(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Load the policy, check the consent log (fail closed) and open the run record.
 
     Returns one ConsentFilterOperator's arguments per dataset, and pushes the run's settings as XComs
-    `conn_id`, `as_of`, `run_id` and `consent_table` for the tasks that are not mapped over the plan.
+    `conn_id`, `as_of`, `run_id`, `consent_table` and `policy` (the file's path) for the tasks that are not
+    mapped over the plan.
     """
     run_id = context["run_id"]
     ctx, record = _run_record(context)
@@ -361,6 +396,7 @@ def check_consent_source(context: Mapping[str, Any]) -> list[dict[str, Any]]:
         ("as_of", as_of.isoformat()),
         ("run_id", run_id),
         ("consent_table", policy.consent_table),
+        ("policy", str(policy_path)),
     ):
         ti.xcom_push(key=key, value=value)
     return dataset_plan(policy, conn_id=conn_id, as_of=as_of.isoformat(), run_id=run_id)
@@ -420,9 +456,12 @@ def close_run(context: Mapping[str, Any]) -> dict[str, Any]:
             status = "failed" if error else "success"
             with s.transaction():
                 # Only this DAG run's own run, and never one already successful (docs/runs.md).
-                if not lineage.finish_run(
-                    s, run_id, owner=owner, status=status, finished_at=utcnow(), error=error or None
-                ) and run["status"] != status:
+                if (
+                    not lineage.finish_run(
+                        s, run_id, owner=owner, status=status, finished_at=utcnow(), error=error or None
+                    )
+                    and run["status"] != status
+                ):
                     raise RunFailedError(
                         f"consentgate run {run_id!r} belongs to another invocation or already finished "
                         f"({run['status']}); its record was left as it is"

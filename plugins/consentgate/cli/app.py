@@ -47,6 +47,15 @@ def _main(
     """Consent enforcement: only rows of people who opted in reach ad targeting."""
 
 
+Partitions = Annotated[
+    str | None,
+    typer.Option(
+        help="DuckDB: decide and write in N slices of the subject key space (same results, bounded "
+        "memory), or 'auto' from DuckDB's memory limit (docs/performance.md)."
+    ),
+]
+
+
 @app.command()
 def enforce(
     database: Database,
@@ -58,6 +67,7 @@ def enforce(
     as_of: AsOf = None,
     run_id: Annotated[str | None, typer.Option(help="Run id (default: a new one).")] = None,
     normalize: Annotated[str | None, typer.Option(help="Key normalisation: lower.")] = None,
+    partitions: Partitions = None,
     as_json: Json = False,
 ) -> None:
     """Enforce one dataset: replace TARGET by the consented rows of SOURCE and record lineage."""
@@ -73,6 +83,7 @@ def enforce(
             as_of=as_of,
             run_id=run_id,
             normalize=normalize,
+            partitions=partitions,
         )
     except Exception as exc:  # noqa: BLE001 - one line, exit non-zero
         fail(exc)
@@ -88,6 +99,7 @@ def run(
     database: Database = "consentgate.duckdb",
     as_of: AsOf = None,
     run_id: Annotated[str | None, typer.Option(help="Run id (default: a new one).")] = None,
+    partitions: Partitions = None,
     as_json: Json = False,
 ) -> None:
     """Enforce every dataset of a policy file under one run id (the nightly job without Airflow)."""
@@ -99,7 +111,7 @@ def run(
         except Exception as exc:
             record_unloadable_policy(database, rid, exc)
             raise
-        result = run_policy(loaded, database, as_of=as_of, run_id=rid)
+        result = run_policy(loaded, database, as_of=as_of, run_id=rid, partitions=partitions)
     except Exception as exc:  # noqa: BLE001
         emit_failed_run(rid, exc, policy=loaded, database=database)
         fail(exc)

@@ -35,7 +35,17 @@ def print_ingests(ingests: Iterable[Mapping[str, Any]]) -> None:
     if not ingests:
         return
     table = Table(title="consent sources ingested (newest first)", title_justify="left")
-    for name in ("source", "kind", "table", "status", "started", "read", "written", "not written", "watermark"):
+    for name in (
+        "source",
+        "kind",
+        "table",
+        "status",
+        "started",
+        "read",
+        "written",
+        "not written",
+        "watermark",
+    ):
         table.add_column(name, overflow="fold", justify="right" if name in ("read", "written") else "left")
     for i in ingests:
         rejected = ", ".join(f"{k}={v:,}" for k, v in sorted((i.get("rejected") or {}).items())) or "none"

@@ -106,7 +106,11 @@ def purpose_of(node: Mapping[str, Any]) -> str | None:
     """
     for meta in _metas(node):
         marks = meta.get("consentgate")
-        if isinstance(marks, Mapping) and isinstance(marks.get("purpose"), str) and marks["purpose"].strip(" "):
+        if (
+            isinstance(marks, Mapping)
+            and isinstance(marks.get("purpose"), str)
+            and marks["purpose"].strip(" ")
+        ):
             return fold_case(marks["purpose"].strip(" "))
     for meta in _metas(node):
         value = meta.get("consentgate_purpose")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from consentgate import __version__
-from consentgate.engine import lineage, termination
+from consentgate.engine import lineage, partitioned, spark, termination
 from consentgate.engine.policy import Dataset, Policy
 from consentgate.engine.session import Session, open_database, resolved_key, session_for, staged
 from consentgate.errors import (
@@ -187,7 +187,7 @@ def _check_key_type(name: str, dtype: str, where: str, error: type[Exception]) -
             "text form (42 = 42.0 = 4.2e1), so it cannot identify a subject; store subject ids as text "
             "or an integer type (e.g. cast it in a view)"
         )
-    if any(t in dtype.upper() for t in ("[]", "STRUCT", "MAP", "LIST", "UNION")):
+    if any(t in dtype.upper() for t in ("[]", "STRUCT", "MAP", "LIST", "UNION", "ARRAY", "VARIANT")):
         raise error(f"{where} column {name!r} has type {dtype}, expected a scalar")
 
 
@@ -203,9 +203,14 @@ class Enforcer:
         as_of: datetime,
         run_id: str,
         context: RunContext | None = None,
+        partitions: int | str | None = None,
     ) -> None:
         self.session = session
         self.d: Dialect = session.dialect
+        # None: decide every subject at once; N or 'auto': in slices of the key space (engine/partitioned.py)
+        self.partitions = partitioned.checked(partitions)
+        if self.partitions is not None:
+            partitioned.require_duckdb(self.d)
         self.consent = TableName.parse(consent_table, "consent table")
         self.columns = columns or ConsentColumns()
         self.as_of = as_of
@@ -213,6 +218,7 @@ class Enforcer:
         self.context = context or RunContext()
         self.snapshot: Snapshot | None = None
         self._purposes: dict[str, int] = {}
+        self._consent_cols: tuple[ConsentColumns, dict[str, str]] = (self.columns, {})
         self._decided_for: tuple[str, str | None] | None = None
         self._subject_types: dict[tuple[tuple[str, str], str], str] = {}
 
@@ -263,18 +269,27 @@ class Enforcer:
         for name in purposes:
             self._purposes.setdefault(name, len(self._purposes))
         s = self.session
-        snapshot = semantics.scratch(self.d, semantics.SNAPSHOT)
-        s.run(f"DROP TABLE IF EXISTS {snapshot}")
-        s.run(
-            f"CREATE TEMP TABLE {snapshot} AS "
-            + semantics.snapshot_select(self.d, self.consent.sql(), cols, types, len(self._purposes)),
-            [self.as_of, *self._purposes],
-        )
-        fp, counted, maybe_too_old = s.one(semantics.fingerprint_select(self.d))
-        if maybe_too_old and s.one(
-            semantics.too_old_select(self.d, self.consent.sql(), cols, types, len(self._purposes)),
-            [self.as_of, *self._purposes],
-        )[0]:
+        self._consent_cols = (cols, types)
+        if self.partitions is not None:  # no snapshot table: each slice decides its own subjects
+            fp, counted, maybe_too_old = s.one(
+                semantics.totals_select(self.d, self.consent.sql(), cols, types), [self.as_of]
+            )
+        else:
+            snapshot = semantics.scratch(self.d, semantics.SNAPSHOT)
+            s.scratch(
+                snapshot,
+                semantics.snapshot_select(self.d, self.consent.sql(), cols, types, len(self._purposes)),
+                [self.as_of, *self._purposes],
+                durable=True,
+            )
+            fp, counted, maybe_too_old = s.one(semantics.fingerprint_select(self.d))
+        if (
+            maybe_too_old
+            and s.one(
+                semantics.too_old_select(self.d, self.consent.sql(), cols, types, len(self._purposes)),
+                [self.as_of, *self._purposes],
+            )[0]
+        ):
             raise ConsentSourceError(
                 f"consent column {cols.event_ts!r} (event_ts) of {str(self.consent)!r} holds an event that "
                 f"counts as of {self.as_of.isoformat()} for a purpose enforced but is dated before 0001-01-01 (a BC date or "
@@ -300,12 +315,13 @@ class Enforcer:
             return
         if purpose not in self._purposes:
             raise RuntimeError(f"purpose {purpose!r} was not passed to take_snapshot()")
+        if self.partitions is not None:
+            raise RuntimeError("a partitioned Enforcer keeps no snapshot table: only enforce() can use it")
         s = self.session
         table = semantics.scratch(self.d, semantics.DECIDED)
-        s.run(f"DROP TABLE IF EXISTS {table}")
         snapshot = semantics.scratch(self.d, semantics.SNAPSHOT)
         decided = semantics.decided_select(self.d, self._purposes[purpose], normalize, snapshot)
-        s.run(f"CREATE TEMP TABLE {table} AS {decided}")
+        s.scratch(table, decided)
         self._decided_for = (purpose, normalize)
 
     # -- datasets -------------------------------------------------------------------------------
@@ -348,9 +364,8 @@ class Enforcer:
     def _key_table(self, table: TableName, subject_column: str, normalize: str | None) -> None:
         s = self.session
         keys = semantics.scratch(self.d, semantics.KEYS)
-        s.run(f"DROP TABLE IF EXISTS {keys}")
         subject = self._subject_value(table, subject_column)
-        s.run(f"CREATE TEMP TABLE {keys} AS " + semantics.keys_select(self.d, table.sql(), subject, normalize))
+        s.scratch(keys, semantics.keys_select(self.d, table.sql(), subject, normalize))
 
     def _counted(self) -> tuple[int, int, dict[str, int]]:
         rows_in, rows_out, *by_reason = (int(v) for v in self.session.one(semantics.counts_select(self.d)))
@@ -366,6 +381,40 @@ class Enforcer:
         self._decide(purpose, normalize)
         self._key_table(table, col, normalize)
         return self._counted()
+
+    def _has_consent(self, purpose: str, normalize: str | None) -> bool:
+        """Whether any event counts for `purpose` (decides it first, unless partitioned)."""
+        if self.partitions is None:
+            self._decide(purpose, normalize)
+            return bool(
+                self.session.all(f"SELECT 1 FROM {semantics.scratch(self.d, semantics.DECIDED)} LIMIT 1")
+            )
+        if purpose not in self._purposes:
+            raise RuntimeError(f"purpose {purpose!r} was not passed to take_snapshot()")
+        cols, types = self._consent_cols
+        return partitioned.has_consent(
+            self.session, self.d, self.consent.sql(), cols, types, self.as_of, purpose
+        )
+
+    def _enforce_sliced(
+        self, source: TableName, col: str, target: TableName, ds: Dataset
+    ) -> tuple[int, int, dict[str, int]]:
+        assert self.partitions is not None
+        cols, types = self._consent_cols
+        return partitioned.enforce_sliced(
+            self.session,
+            self.d,
+            consent_sql=self.consent.sql(),
+            cols=cols,
+            types=types,
+            as_of=self.as_of,
+            purpose=ds.purpose,
+            normalize=ds.normalize,
+            source_sql=source.sql(),
+            subject_expr=self._subject_value(source, col),
+            target_sql=target.sql(),
+            partitions=partitioned.resolve(self.session, self.partitions, source, self.consent),
+        )
 
     def _require_snapshot(self) -> Snapshot:
         if self.snapshot is None:
@@ -385,18 +434,22 @@ class Enforcer:
             attempt = lineage.check_writable(s, self.run_id, self.context.owner, ds.name)
             col = self._resolve_source(source, subject_column)
             self._check_target(source, target)
-            self._decide(ds.purpose, ds.normalize)
-            if not s.all(f"SELECT 1 FROM {semantics.scratch(self.d, semantics.DECIDED)} LIMIT 1"):
+            if not self._has_consent(ds.purpose, ds.normalize):
                 msg = f"no consent event for purpose {ds.purpose!r} counts as of {self.as_of.isoformat()}"
                 warnings.append(msg + f": every row of {ds.name} is excluded")
                 log.warning("%s: every row of %s is excluded", msg, ds.name)
             if target.schema:
                 s.run(f"CREATE SCHEMA IF NOT EXISTS {target.sql().split('.')[0]}")
-            self._key_table(source, col, ds.normalize)
-            for stmt in self.d.replace_table(target.sql(), self._consented_sql(source, col)):
-                s.run(stmt)
-            rows_in, rows_out, excluded = self._counted()
-            written = int(s.one(f"SELECT count(*) FROM {target.sql()}")[0])
+            # Without transactions (Spark) the rows go to a new table of this run's own, published below.
+            written_to = target if self.d.transactional else spark.new_run_table(s, target)
+            if self.partitions is not None:
+                rows_in, rows_out, excluded = self._enforce_sliced(source, col, target, ds)
+            else:
+                self._key_table(source, col, ds.normalize)
+                for stmt in self.d.replace_table(written_to.sql(), self._consented_sql(source, col)):
+                    s.run(stmt)
+                rows_in, rows_out, excluded = self._counted()
+            written = int(s.one(f"SELECT count(*) FROM {written_to.sql()}")[0])
             if written != rows_out or rows_in != rows_out + sum(excluded.values()):
                 raise ConsistencyError(
                     f"dataset {ds.name}: target has {written} rows but the counts say {rows_out} of {rows_in}; "
@@ -425,6 +478,8 @@ class Enforcer:
                     attempt=attempt,
                 ),
             )
+            if written_to != target:  # readers switch to the new rows only after their evidence is written
+                spark.publish(s, target, written_to, self.run_id)
         log.info(
             "%s: %d rows in, %d out, excluded %s",
             ds.name,
@@ -561,6 +616,7 @@ def open_run(
     columns: ConsentColumns | None,
     context: RunContext,
     purposes: Sequence[str] = (),
+    partitions: int | str | None = None,
 ) -> tuple[Enforcer, Snapshot]:
     """Create the evidence tables if needed, read the consent log once as of record.as_of (deciding
     for `purposes`), and open the run record for context.owner, with record's planned datasets (and
@@ -576,6 +632,7 @@ def open_run(
         as_of=record.as_of,
         run_id=record.run_id,
         context=context,
+        partitions=partitions,
     )
     with session.transaction():
         snap = enforcer.take_snapshot(purposes)
@@ -599,11 +656,17 @@ def check_policy_names(session: Session, datasets: Sequence[Dataset], consent_ta
         key = resolved_key(session, TableName.parse(d.target, "target table"))
         where = ".".join(key)
         if key == consent:
-            raise TargetError(f"dataset {d.name}: target {d.target!r} is the consent table {where}; choose another target")
+            raise TargetError(
+                f"dataset {d.name}: target {d.target!r} is the consent table {where}; choose another target"
+            )
         if key[1] in lineage.EVIDENCE_TABLES:
-            raise TargetError(f"dataset {d.name}: target {d.target!r} is a consentgate evidence table; choose another target")
+            raise TargetError(
+                f"dataset {d.name}: target {d.target!r} is a consentgate evidence table; choose another target"
+            )
         if sources.get(key) == d.name:
-            raise TargetError(f"dataset {d.name}: target {d.target!r} is the source table; choose another target")
+            raise TargetError(
+                f"dataset {d.name}: target {d.target!r} is the source table; choose another target"
+            )
         if key in sources:
             raise TargetError(
                 f"dataset {d.name}: target {d.target!r} is {where}, the source of dataset {sources[key]}; "
@@ -635,11 +698,14 @@ def enforce(
     connection: Any = None,
     dialect: str | Dialect | None = None,
     context: RunContext | None = None,
+    partitions: int | str | None = None,
 ) -> DatasetResult:
     """Replace `target` by the rows of `source` whose subject is consented for `purpose` as of `as_of`.
 
     Pass a DuckDB file path as `database`, or an open DB-API `connection` (DuckDB or PostgreSQL).
     Records the run in consentgate_runs / consentgate_lineage; a failure is recorded too and re-raised.
+    `partitions` (DuckDB): enforce in N slices of the subject key space, or 'auto' from the memory
+    limit, with the same decisions, counts and fingerprint (engine/partitioned.py).
     """
     ds = Dataset(
         name=dataset or str(target),
@@ -659,6 +725,7 @@ def enforce(
         dialect=dialect,
         context=context,
         raise_on_error=True,
+        partitions=partitions,
     )
     return result.datasets[0]
 
@@ -703,13 +770,15 @@ def run_policy(
     context: RunContext | None = None,
     datasets: Sequence[str] | None = None,
     raise_on_error: bool = False,
+    partitions: int | str | None = None,
 ) -> RunResult:
     """Enforce every dataset of a policy (or the named ones) under one run_id and one consent snapshot.
 
     Each dataset is replaced in its own transaction, so one bad dataset leaves its own target as it
     was without holding back the others. The run is recorded as failed if any dataset failed, and when
     the call is interrupted (Ctrl-C, SIGTERM). The run id must be new, or a retry of this owner's
-    unfinished run (context.owner, e.g. one Airflow DAG run): see docs/runs.md.
+    unfinished run (context.owner, e.g. one Airflow DAG run): see docs/runs.md. `partitions`: as for
+    enforce().
     """
     base = context or RunContext()
     ctx = replace(base, owner=invocation_owner(base))
@@ -722,7 +791,13 @@ def run_policy(
             as_of_dt = parse_as_of(as_of)
             record.as_of = as_of_dt
             enforcer, snap = open_run(
-                session, record, policy.consent_table, policy.columns, ctx, [d.purpose for d in chosen]
+                session,
+                record,
+                policy.consent_table,
+                policy.columns,
+                ctx,
+                [d.purpose for d in chosen],
+                partitions,
             )
             results, errors = _enforce_all(session, enforcer, chosen, raise_on_error)
             with session.transaction() as s:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
+from consentgate.engine import spark
 from consentgate.engine.session import Session
 from consentgate.errors import ConsentGateError
 from consentgate.rule.names import TableName
@@ -32,6 +33,8 @@ SOURCE_LATEST = "consentgate_source_latest"
 #: No enforcement may write any of these: a target that resolves to one is refused.
 EVIDENCE_TABLES = (RUNS, LINEAGE, INGESTS, SOURCE_STATE, SOURCE_LATEST)
 FINISHED = ("success", "failed")
+#: The key of each evidence table: on Spark, whose rows are versions, a reader sees its latest version.
+VERSION_KEYS = {RUNS: ("run_id",), LINEAGE: ("run_id", "dataset")}
 #: A `running` run older than this is shown as `stale` even when its process cannot be checked.
 STALE_AFTER = timedelta(hours=24)
 #: Columns added after the first release: added to existing tables when they are opened for writing.
@@ -112,6 +115,10 @@ class LineageRecord:
 def ensure_tables(session: Session) -> None:
     """Create the evidence tables if missing, and add the columns a table of an older version lacks."""
     ddl = resources.files("consentgate.engine").joinpath("ddl.sql").read_text()
+    if not session.dialect.transactional:  # Spark: append-only logs behind views (engine/spark.py)
+        for statement in spark.evidence_statements(ddl, VERSION_KEYS):
+            session.run(statement)
+        return
     for statement in ddl.split(";"):
         body = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--"))
         if body.strip():
@@ -124,6 +131,8 @@ def ensure_tables(session: Session) -> None:
 
 
 def _insert(session: Session, table: str, row: dict[str, Any]) -> None:
+    if not session.dialect.transactional:  # a new version of the row, in the table's append-only log
+        table, row = spark.log_table(table), {**row, spark.VERSION: spark.next_version()}
     cols = ", ".join(row)
     session.run(
         f"INSERT INTO {table} ({cols}) VALUES ({session.dialect.placeholders(len(row))})", list(row.values())
@@ -134,7 +143,8 @@ def write_run(session: Session, record: RunRecord) -> None:
     """Insert or replace a run's record, unconditionally: for tests and imports, never for a run's owner
     (use open_run / finish_run, which keep finished evidence as it is)."""
     p = session.dialect.param
-    session.run(f"DELETE FROM {RUNS} WHERE run_id = {p}", [record.run_id])
+    if session.dialect.transactional:  # append-only evidence: the new version hides the old
+        session.run(f"DELETE FROM {RUNS} WHERE run_id = {p}", [record.run_id])
     _insert(session, RUNS, asdict(record))
 
 
@@ -160,6 +170,10 @@ def _refusal(run: dict[str, Any], owner: str | None) -> str | None:
     return None
 
 
+#: What a retry's new attempt takes from the retry (the rest of the run's record is kept).
+_REOPENED = ("started_at", "as_of", "consent_fingerprint", "consent_events_counted", "task_id", "pid", "host")
+
+
 def open_run(session: Session, record: RunRecord) -> RunRecord:
     """Open a run for record.owner: insert its record, or, when the owner retries its own `failed` or
     interrupted run, start a new attempt (earlier attempts' lineage rows are kept). Raises
@@ -177,15 +191,30 @@ def open_run(session: Session, record: RunRecord) -> RunRecord:
         merged = earlier + [d for d in record.planned() or [] if d not in earlier]
         record.planned_datasets = json.dumps(merged)
     p = session.dialect.param
+    if not session.dialect.transactional:
+        reopened = {k: getattr(record, k) for k in _REOPENED}
+        planned = record.planned_datasets or run.get("planned_datasets")
+        changes = {"status": "running", "finished_at": None, "error": None, "planned_datasets": planned}
+        _insert(session, RUNS, {**run, **reopened, **changes, "attempt": attempt})
+        record.attempt = attempt
+        return record
     session.run(
         f"UPDATE {RUNS} SET status = 'running', started_at = {p}, finished_at = NULL, error = NULL, "
         f"attempt = {p}, as_of = {p}, consent_fingerprint = {p}, consent_events_counted = {p}, "
         f"task_id = {p}, planned_datasets = coalesce({p}, planned_datasets), pid = {p}, host = {p} "
         f"WHERE run_id = {p} AND owner = {p}",
         [
-            record.started_at, attempt, record.as_of, record.consent_fingerprint,
-            record.consent_events_counted, record.task_id, record.planned_datasets, record.pid,
-            record.host, record.run_id, record.owner,
+            record.started_at,
+            attempt,
+            record.as_of,
+            record.consent_fingerprint,
+            record.consent_events_counted,
+            record.task_id,
+            record.planned_datasets,
+            record.pid,
+            record.host,
+            record.run_id,
+            record.owner,
         ],
     )
     record.attempt = attempt
@@ -200,9 +229,7 @@ def check_writable(session: Session, run_id: str, owner: str | None, dataset: st
         return 1
     if run["status"] == "success" and run.get("owner") == owner and owner is not None:
         p = session.dialect.param
-        if session.all(
-            f"SELECT 1 FROM {LINEAGE} WHERE run_id = {p} AND dataset = {p}", [run_id, dataset]
-        ):
+        if session.all(f"SELECT 1 FROM {LINEAGE} WHERE run_id = {p} AND dataset = {p}", [run_id, dataset]):
             raise RunIdInUseError(
                 f"run id {run_id!r} already finished successfully with dataset {dataset!r}; use a new run id"
             )
@@ -233,6 +260,10 @@ def finish_run(
     where = f"WHERE run_id = {p} AND owner = {p} AND status <> 'success'"
     if not session.all(f"SELECT 1 FROM {RUNS} {where}", [run_id, owner]):
         return False
+    if not session.dialect.transactional:  # the closing version, written last (the commit record)
+        run = _stored(session, run_id) or {}
+        _insert(session, RUNS, {**run, "status": status, "finished_at": finished_at, "error": error})
+        return True
     session.run(
         f"UPDATE {RUNS} SET status = {p}, finished_at = {p}, error = {p} {where}",
         [status, finished_at, error, run_id, owner],
@@ -243,7 +274,10 @@ def finish_run(
 def write_lineage(session: Session, record: LineageRecord) -> None:
     """Insert or replace the lineage row of (run_id, dataset). Check check_writable() first."""
     p = session.dialect.param
-    session.run(f"DELETE FROM {LINEAGE} WHERE run_id = {p} AND dataset = {p}", [record.run_id, record.dataset])
+    if session.dialect.transactional:  # append-only evidence: the new version hides the old
+        session.run(
+            f"DELETE FROM {LINEAGE} WHERE run_id = {p} AND dataset = {p}", [record.run_id, record.dataset]
+        )
     _insert(session, LINEAGE, record.row())
 
 

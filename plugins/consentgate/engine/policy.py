@@ -89,7 +89,9 @@ class Policy:
         for d in self.datasets:
             if d.name == name:
                 return d
-        raise PolicyError(f"policy has no dataset {name!r} (datasets: {', '.join(d.name for d in self.datasets)})")
+        raise PolicyError(
+            f"policy has no dataset {name!r} (datasets: {', '.join(d.name for d in self.datasets)})"
+        )
 
 
 #: Bounds of the policy loader: a policy is configuration, kilobytes with a handful of anchors. Far
@@ -140,7 +142,8 @@ class _Bounds:
             self.stack[-1][0] += weight
             if self.stack[-1][0] > MAX_NODES:
                 raise _LimitExceeded(
-                    f"expands to more than {MAX_NODES:,} values once its aliases are resolved", event.start_mark
+                    f"expands to more than {MAX_NODES:,} values once its aliases are resolved",
+                    event.start_mark,
                 )
 
 
@@ -202,7 +205,6 @@ def load(path: str | Path) -> Policy:
         where = f" at line {mark.line + 1}" if mark else ""
         raise PolicyError(f"policy file {str(p)!r} is not valid YAML{where}") from None
     return parse(data, source=str(p))
-
 
 
 class _Reader:
@@ -276,7 +278,12 @@ class _Reader:
         for i, item in enumerate(self.items(raw, "purposes")):
             f = f"purposes[{i}]"
             item = self.mapping(item, f, {"name", "description"}, {"name", "description"})
-            out.append(Purpose(self.purpose(item["name"], f"{f}.name"), self.text(item["description"], f"{f}.description")))
+            out.append(
+                Purpose(
+                    self.purpose(item["name"], f"{f}.name"),
+                    self.text(item["description"], f"{f}.description"),
+                )
+            )
         self.unique([p.name for p in out], "purposes", "purpose declared twice:")
         return out
 
@@ -285,12 +292,16 @@ class _Reader:
         allowed = {"name", "source", "target", "subject_column", "purpose", "normalize"}
         item = self.mapping(raw, f, allowed, allowed - {"normalize"})
         texts = {k: self.text(item[k], f"{f}.{k}") for k in sorted(allowed - {"normalize", "purpose"})}
-        ds = Dataset(**texts, purpose=self.purpose(item["purpose"], f"{f}.purpose"), normalize=item.get("normalize"))
+        ds = Dataset(
+            **texts, purpose=self.purpose(item["purpose"], f"{f}.purpose"), normalize=item.get("normalize")
+        )
         self.name(TableName.parse, ds.source, f"{f}.source")
         self.name(TableName.parse, ds.target, f"{f}.target")
         self.name(column, ds.subject_column, f"{f}.subject_column")
         if ds.normalize is not None and ds.normalize not in NORMALIZATIONS:
-            raise self.fail(f"{f}.normalize", f"unknown normalisation {shown(ds.normalize)} (allowed: lower or null)")
+            raise self.fail(
+                f"{f}.normalize", f"unknown normalisation {shown(ds.normalize)} (allowed: lower or null)"
+            )
         if fold_case(ds.purpose) not in purposes:
             raise self.fail(f"{f}.purpose", f"purpose {ds.purpose!r} is not declared under purposes")
         return ds
@@ -304,9 +315,13 @@ def parse_columns(mapping: Any, source: str = "consent_columns") -> ConsentColum
 def parse(data: Any, source: str = "policy") -> Policy:
     """Validate a policy document (already parsed from YAML)."""
     r = _Reader(source)
-    top = r.mapping(data, "policy", {"version", "consent", "purposes", "datasets", "sources"}, {"purposes", "datasets"})
+    top = r.mapping(
+        data, "policy", {"version", "consent", "purposes", "datasets", "sources"}, {"purposes", "datasets"}
+    )
     version = top.get("version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int | str) or len(str(version)) > 60):
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int | str) or len(str(version)) > 60
+    ):
         raise r.fail("version", f"expected a number or a short text, got {shown(version)}")
     table, columns = r.consent(top.get("consent"))
     purposes = r.purposes(top["purposes"])

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from consentgate.engine import spark
 from consentgate.errors import (
     ConsentGateError,
     DatabaseLockedError,
@@ -22,7 +23,7 @@ from consentgate.errors import (
     raise_unchained,
     withheld,
 )
-from consentgate.rule.dialects import DUCKDB, Dialect, for_name
+from consentgate.rule.dialects import DUCKDB, SPARK, Dialect, for_name
 from consentgate.rule.names import TableName
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,6 +61,32 @@ class Session:
             if err is exc:
                 raise
         raise_unchained(err)
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        """fn() with its failure reported as _execute reports a statement's."""
+        try:
+            return fn()
+        except Exception as exc:
+            err = withheld(exc, *self._stage)
+            if err is exc:
+                raise
+        raise_unchained(err)
+
+    def scratch(
+        self, name: str, select_sql: str, params: Sequence[Any] = (), *, durable: bool = False
+    ) -> None:
+        """(Re)create the session-private scratch table `name` (rule.semantics.scratch) as select_sql.
+        `durable`: its rows must never be computed again (the consent snapshot), which on Spark takes a
+        table of its own (spark.durable_scratch)."""
+        if durable and not self.dialect.transactional:
+            spark.durable_scratch(self, name, select_sql, params)
+            return
+        for stmt in self.dialect.drop_scratch(name):
+            self.run(stmt)
+        first, *rest = self.dialect.create_scratch(name, select_sql)
+        self.run(first, params)
+        for stmt in rest:
+            self.run(stmt)
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
         # DuckDB 2.0 streams results: drain them so the connection is free for the next statement.
@@ -120,12 +147,16 @@ class Session:
         """{column name: data type} of a table or view, or None when it does not exist."""
         t = table.resolved(self.default_schema)
         p = self.dialect.param
-        rows = self.all(
-            "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
-            f"WHERE lower(table_schema) = lower({p}) AND lower(table_name) = lower({p}) "
-            "ORDER BY table_schema, table_name, ordinal_position",
-            [t.schema, t.name],
-        )
+        if not self.dialect.information_schema:  # Spark: the connection asks the catalog
+            with self.stage("reading the columns of", table):
+                rows = self._call(lambda: self.connection.columns(t.schema, t.name))
+        else:
+            rows = self.all(
+                "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
+                f"WHERE lower(table_schema) = lower({p}) AND lower(table_name) = lower({p}) "
+                "ORDER BY table_schema, table_name, ordinal_position",
+                [t.schema, t.name],
+            )
         found = {(str(r[0]), str(r[1])) for r in rows}
         # An exact name wins (consentgate quotes every identifier); two tables that differ only in case
         # and neither named exactly would merge their columns: refuse, naming both.
@@ -141,6 +172,8 @@ class Session:
     def close(self) -> None:
         if self._owned:
             self.connection.close()
+        elif isinstance(self.connection, spark.SparkConnection):
+            self.connection.release()  # someone else's session: drop only what this run wrote
 
 
 def staged(what: str, table: Callable[..., object]) -> Callable[[F], F]:
@@ -175,7 +208,9 @@ def check_duckdb_file(p: Path) -> None:
     with p.open("rb") as f:
         head = f.read(16)
     if head.startswith(b"SQLite format 3"):
-        raise NotADatabaseError(f"database file {str(p)!r} is a SQLite database, not DuckDB; pass a DuckDB file")
+        raise NotADatabaseError(
+            f"database file {str(p)!r} is a SQLite database, not DuckDB; pass a DuckDB file"
+        )
     if head[_MAGIC_OFFSET : _MAGIC_OFFSET + len(_MAGIC)] != _MAGIC:
         raise NotADatabaseError(
             f"database file {str(p)!r} is not a DuckDB database ({size} bytes, no DuckDB header); "
@@ -227,6 +262,8 @@ def open_duckdb(path: str | Path, *, read_only: bool = False, must_exist: bool =
 
 #: URL schemes `open_database` understands (a target without `://` is a DuckDB file path).
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+#: Spark Connect (`sc://host:15002`, Databricks: `sc://host:443/;token=...`): engine/spark.py.
+SPARK_CONNECT_SCHEME = "sc"
 
 
 def url_scheme(target: str | Path) -> str | None:
@@ -248,9 +285,11 @@ def open_database(target: str | Path, *, read_only: bool = False, must_exist: bo
         return open_duckdb(text.split("://", 1)[1] or ":memory:", read_only=read_only, must_exist=must_exist)
     if scheme in POSTGRES_SCHEMES:
         return open_postgres(text, read_only=read_only)
+    if scheme == SPARK_CONNECT_SCHEME:
+        return Session(spark.SparkConnection(spark.open_spark(text), owned=True), SPARK, owned=True)
     raise UnsupportedConnectionError(
         f"database URL {mask_url(text)!r}: scheme {scheme!r} is not supported "
-        "(use a DuckDB file path, duckdb:///path or postgresql://user@host:port/db)"
+        "(use a DuckDB file path, duckdb:///path, postgresql://user@host:port/db or sc://host:port)"
     )
 
 
@@ -287,6 +326,10 @@ def session_for(connection: Any, dialect: str | Dialect | None = None) -> Sessio
         d = for_name(dialect)
     else:
         d = DUCKDB if "duckdb" in type(connection).__module__ else for_name("postgres")
+    if d is SPARK or isinstance(connection, spark.SparkConnection) or spark.is_spark_session(connection):
+        if not isinstance(connection, spark.SparkConnection):
+            connection = spark.SparkConnection(connection)
+        d = SPARK
     return Session(connection, d, owned=False)
 
 

@@ -143,7 +143,6 @@ class Source:
         return tuple(dict.fromkeys(out))
 
 
-
 class _Reader:
     def __init__(self, where: str, purposes: set[str]) -> None:
         self.where = where
@@ -163,7 +162,9 @@ class _Reader:
     def purpose(self, value: Any, field: str) -> str:
         if not isinstance(value, str) or fold_case(value.strip(" ")) not in self.declared:
             allowed = ", ".join(sorted(self.declared.values()))
-            raise self.fail(field, f"purpose {shown(value)} is not declared under purposes (declared: {allowed})")
+            raise self.fail(
+                field, f"purpose {shown(value)} is not declared under purposes (declared: {allowed})"
+            )
         return self.declared[fold_case(value.strip(" "))]
 
     def purposes(self, value: Any, field: str) -> tuple[str, ...]:
@@ -187,18 +188,30 @@ class _Reader:
         return value.strip()
 
 
-def _columns(r: _Reader, kind: Kind, raw: Any, field: str, vocabulary: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[tuple[str, str], ...]:
+def _columns(
+    r: _Reader, kind: Kind, raw: Any, field: str, vocabulary: tuple[tuple[str, tuple[str, ...]], ...]
+) -> tuple[tuple[str, str], ...]:
     spec = dict(_COLUMNS.get(kind, {}))
     if kind is Kind.ONETRUST:
-        spec = {**_BASE, "signal": None} if raw is None or "signal" in (raw or {}) else {**_BASE, "purpose": None, "status": None}
+        spec = (
+            {**_BASE, "signal": None}
+            if raw is None or "signal" in (raw or {})
+            else {**_BASE, "purpose": None, "status": None}
+        )
     given = {} if raw is None else r.mapping(raw, field)
     unknown = sorted(set(given) - set(spec))
     if unknown:
-        raise r.fail(f"{field}.{unknown[0]}", f"unknown column for kind {kind.value} (allowed: {', '.join(spec)})")
+        raise r.fail(
+            f"{field}.{unknown[0]}", f"unknown column for kind {kind.value} (allowed: {', '.join(spec)})"
+        )
     out: dict[str, str] = {}
     for logical, default in spec.items():
         actual = given.get(logical, default)
-        if kind is Kind.CONSENT_MODE and logical in CONSENT_TYPES and any(v == logical for v, _ in vocabulary):
+        if (
+            kind is Kind.CONSENT_MODE
+            and logical in CONSENT_TYPES
+            and any(v == logical for v, _ in vocabulary)
+        ):
             actual = given.get(logical, logical)
         if actual is None:
             continue
@@ -209,7 +222,9 @@ def _columns(r: _Reader, kind: Kind, raw: Any, field: str, vocabulary: tuple[tup
     required = _REQUIRED.get(kind, ("subject", "event_ts", "signal" if "signal" in spec else "purpose"))
     for logical in required:
         if logical not in out:
-            raise r.fail(f"{field}.{logical}", f"required for kind {kind.value}: name the column that holds it")
+            raise r.fail(
+                f"{field}.{logical}", f"required for kind {kind.value}: name the column that holds it"
+            )
     if kind is Kind.ONETRUST and "status" in spec and "status" not in out:
         raise r.fail(f"{field}.status", "required for OneTrust receipts: name the purpose status column")
     return tuple(out.items())
@@ -224,7 +239,10 @@ def _vocabulary(r: _Reader, kind: Kind, raw: Any, field: str) -> tuple[tuple[str
     if kind is Kind.CONSENT_MODE:
         for key in vocab:
             if key not in CONSENT_TYPES:
-                raise r.fail(f"{field}.{key}", f"not a Consent Mode v2 consent type (one of: {', '.join(CONSENT_TYPES)})")
+                raise r.fail(
+                    f"{field}.{key}",
+                    f"not a Consent Mode v2 consent type (one of: {', '.join(CONSENT_TYPES)})",
+                )
     if kind is Kind.EVENTS:  # event purposes are matched as the rule matches them
         return tuple((fold_case(k.strip(" ")), r.purposes(v, f"{field}.{k}")) for k, v in vocab.items())
     return tuple((k.strip(), r.purposes(v, f"{field}.{k}")) for k, v in vocab.items())
@@ -232,7 +250,9 @@ def _vocabulary(r: _Reader, kind: Kind, raw: Any, field: str) -> tuple[tuple[str
 
 def _rules(r: _Reader, kind: Kind, raw: Any, field: str) -> tuple[TcfRule, ...]:
     rules = []
-    allowed = {"tcf_purposes", "special_features", "vendors"} | ({"us_opt_outs", "gpc"} if kind is Kind.GPP else set())
+    allowed = {"tcf_purposes", "special_features", "vendors"} | (
+        {"us_opt_outs", "gpc"} if kind is Kind.GPP else set()
+    )
     for key, spec in r.mapping(raw, field).items():
         f = f"{field}.{key}"
         spec = r.mapping(spec, f)
@@ -241,7 +261,9 @@ def _rules(r: _Reader, kind: Kind, raw: Any, field: str) -> tuple[TcfRule, ...]:
             raise r.fail(f"{f}.{unknown[0]}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
         outs = spec.get("us_opt_outs") or []
         if not isinstance(outs, list) or any(o not in US_OPT_OUT_FIELDS for o in outs):
-            raise r.fail(f"{f}.us_opt_outs", f"expected a list of {', '.join(US_OPT_OUT_FIELDS)}, got {shown(outs)}")
+            raise r.fail(
+                f"{f}.us_opt_outs", f"expected a list of {', '.join(US_OPT_OUT_FIELDS)}, got {shown(outs)}"
+            )
         gpc = spec.get("gpc", False)
         if not isinstance(gpc, bool):
             raise r.fail(f"{f}.gpc", f"expected true or false, got {shown(gpc)}")
@@ -274,7 +296,9 @@ def _source(r: _Reader, raw: Any, i: int) -> Source:
     try:
         column(name, f"{f}.name")
     except InvalidIdentifierError:
-        raise r.fail(f"{f}.name", f"source name {shown(name)} must be letters, digits and underscores") from None
+        raise r.fail(
+            f"{f}.name", f"source name {shown(name)} must be letters, digits and underscores"
+        ) from None
     kinds = ", ".join(k.value for k in Kind)
     try:
         kind = Kind(str(item["kind"])) if isinstance(item.get("kind"), str) else Kind("")
@@ -299,9 +323,13 @@ def _source(r: _Reader, raw: Any, i: int) -> Source:
         fmt = fmt or "cookie"
         raw_columns = dict(raw_columns or {})
         if fmt == "receipts" and "signal" in raw_columns:
-            raise r.fail(f"{f}.columns.signal", "OneTrust receipts have purpose and status columns, not a signal")
+            raise r.fail(
+                f"{f}.columns.signal", "OneTrust receipts have purpose and status columns, not a signal"
+            )
         if fmt == "cookie" and "signal" not in raw_columns:
-            raise r.fail(f"{f}.columns.signal", "required for kind onetrust: the OptanonConsent (groups) column")
+            raise r.fail(
+                f"{f}.columns.signal", "required for kind onetrust: the OptanonConsent (groups) column"
+            )
     cols = _columns(r, kind, raw_columns, f"{f}.columns", vocabulary)
     return Source(name, kind, table, cols, vocabulary, rules, fmt)
 
@@ -320,7 +348,10 @@ def parse_sources(raw: Any, purposes: set[str], where: str = "policy") -> tuple[
     seen: dict[str, int] = {}
     for i, s in enumerate(out):
         if s.name.lower() in seen:
-            raise r.fail(f"sources[{i}].name", f"source {s.name!r} is declared twice (also sources[{seen[s.name.lower()]}])")
+            raise r.fail(
+                f"sources[{i}].name",
+                f"source {s.name!r} is declared twice (also sources[{seen[s.name.lower()]}])",
+            )
         seen[s.name.lower()] = i
     return tuple(out)
 

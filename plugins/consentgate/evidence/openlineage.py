@@ -18,6 +18,11 @@ OpenLineage run ids are UUIDs: a consentgate run id that is one (the default, uu
 any other (`--run-id nightly-2026-11-29`) maps to a stable uuid5, so `parent_id(run_id)` can be
 computed before or after the run and handed to `dbt-ol` as its OPENLINEAGE_PARENT_ID.
 
+An ingest of consent sources (`consentgate ingest`, `emit_ingest`) becomes a parent job
+`consentgate.ingest` and one child job per source, `consentgate.ingest.<source>`: inputs the source's
+table (`inputStatistics`: observations read), output the consent log (`outputStatistics`: events
+written), FAIL with the error when the source's ingest failed. The run id is the ingest id's.
+
 Events carry counts, table names and the consent fingerprint; never a subject identifier.
 """
 
@@ -35,8 +40,11 @@ from consentgate.errors import one_line
 from consentgate.rule.names import TableName
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from consentgate.engine.enforcement import DatasetResult, RunResult
     from consentgate.engine.policy import Policy
+    from consentgate.sources.log import IngestRecord
 
 log = logging.getLogger("consentgate")
 
@@ -44,6 +52,7 @@ FILE_ENV = "CONSENTGATE_OPENLINEAGE_FILE"
 NAMESPACE_ENV = "OPENLINEAGE_NAMESPACE"
 DEFAULT_NAMESPACE = "consentgate"
 JOB_NAME = "consentgate.run"
+INGEST_JOB_NAME = "consentgate.ingest"
 # uuid5 namespace for run ids that are not UUIDs (fixed forever: changing it breaks parent links).
 _RUN_ID_NAMESPACE = uuid.UUID("6f1c2b8e-3d5a-4c1e-9a47-5b0e8d2f7c31")
 
@@ -182,21 +191,21 @@ class _Emitter:
         self.client.emit(event)
         self.sent += 1
 
-    def parent_facet(self, run_id: str) -> Any:
+    def parent_facet(self, run_id: str, job: str = JOB_NAME) -> Any:
         from openlineage.client.facet_v2 import parent_run
 
         return parent_run.ParentRunFacet(
             run=parent_run.Run(runId=ol_run_id(run_id)),
-            job=parent_run.Job(namespace=self.namespace, name=JOB_NAME),
-            root=self.root_of_run(run_id),
+            job=parent_run.Job(namespace=self.namespace, name=job),
+            root=self.root_of_run(run_id, job),
         )
 
-    def root_of_run(self, run_id: str) -> Any:
+    def root_of_run(self, run_id: str, job_name: str = JOB_NAME) -> Any:
         from openlineage.client.facet_v2 import parent_run
 
         outer = _outer_parent()
         if outer is None:
-            ns, job, rid = self.namespace, JOB_NAME, ol_run_id(run_id)
+            ns, job, rid = self.namespace, job_name, ol_run_id(run_id)
         else:
             ns, job, rid = outer["root"] or outer["parent"]
         return parent_run.Root(
@@ -262,7 +271,9 @@ def _location(database: str | Path | None, location: tuple[str, str] | None) -> 
     if database is not None:
         if isinstance(database, str) and "://" in database and not database.startswith("duckdb://"):
             return url_location(database)
-        return duckdb_location(database.split("://", 1)[1] if isinstance(database, str) and "://" in database else database)
+        return duckdb_location(
+            database.split("://", 1)[1] if isinstance(database, str) and "://" in database else database
+        )
     return ("duckdb://unknown", "unknown")
 
 
@@ -413,4 +424,126 @@ def emit_failed_run(
         emitter.emit("FAIL", utcnow(), JOB_NAME, uid, facets, emitter.inputs(tables), outputs)
     except Exception as exc:  # noqa: BLE001
         log.warning("OpenLineage events for run %s not (all) sent: %s", run_id, one_line(exc))
+    return emitter.sent if emitter else 0
+
+
+def emit_ingest(
+    records: Sequence[IngestRecord],
+    *,
+    database: str | Path | None = None,
+    location: tuple[str, str] | None = None,
+    default_schema: str = "main",
+    client: Any = None,
+) -> int:
+    """Emit an ingest's events: parent START, per source START and COMPLETE/FAIL, parent COMPLETE/FAIL.
+
+    :param records: what `consentgate.sources.ingest.ingest` returned (one ingest id)
+    :param database: the DuckDB file (dataset namespace `duckdb://<abs path>`, names `<stem>.<schema>.<table>`)
+    :param location: (namespace, database name) instead, e.g. (`postgres://host:5432`, `warehouse`)
+    :param default_schema: schema of unqualified table names (the consent log's `consent_events`)
+    :param client: an OpenLineageClient; default: built from the environment, and only if configured
+    :return: the number of events sent (0 when not configured, without records, or on any error, logged)
+    """
+    if not records or (client is None and not enabled()):
+        return 0
+    emitter = None
+    try:
+        emitter = _Emitter(
+            client or make_client(), job_namespace(), _location(database, location), default_schema
+        )
+        _emit_ingest(emitter, records)
+    except Exception as exc:  # noqa: BLE001 - lineage never fails the work it describes
+        log.warning(
+            "OpenLineage events for ingest %s not (all) sent: %s", records[0].ingest_id, one_line(exc)
+        )
+    return emitter.sent if emitter else 0
+
+
+def _emit_ingest(e: _Emitter, records: Sequence[IngestRecord]) -> None:
+    from openlineage.client.facet_v2 import error_message_run
+
+    ingest_id = records[0].ingest_id
+    parent_uuid = ol_run_id(ingest_id)
+    tables = [r.source_table for r in records]
+    logs = [r.consent_table for r in records]
+    start = min(r.started_at for r in records)
+
+    def failure(message: str) -> dict[str, Any]:
+        return {
+            "errorMessage": error_message_run.ErrorMessageRunFacet(
+                message=message, programmingLanguage="python"
+            )
+        }
+
+    e.emit("START", start, INGEST_JOB_NAME, parent_uuid, e.outer_facets(), e.inputs(tables), e.outputs(logs))
+    for r in records:
+        job = f"{INGEST_JOB_NAME}.{r.source}"
+        child = ol_run_id(ingest_id, r.source)
+        inputs = e.inputs([r.source_table], {r.source_table: r.observations_read})
+        outputs = e.outputs([r.consent_table], {r.consent_table: r.events_written})
+        facets = {"parent": e.parent_facet(ingest_id, INGEST_JOB_NAME)}
+        e.emit("START", r.started_at, job, child, facets, inputs, outputs)
+        ok = r.status == "success"
+        end = {**facets, **({} if ok else failure(r.error or "failed"))}
+        e.emit("COMPLETE" if ok else "FAIL", r.finished_at or utcnow(), job, child, end, inputs, outputs)
+    failed = [r for r in records if r.status != "success"]
+    final = {
+        **e.outer_facets(),
+        **(failure("; ".join(f"{r.source}: {r.error}" for r in failed)) if failed else {}),
+    }
+    written: dict[str, int] = {}
+    for r in records:
+        written[r.consent_table] = written.get(r.consent_table, 0) + r.events_written
+    read: dict[str, int] = {}
+    for r in records:
+        read[r.source_table] = read.get(r.source_table, 0) + r.observations_read
+    e.emit(
+        "FAIL" if failed else "COMPLETE",
+        max((r.finished_at or utcnow()) for r in records),
+        INGEST_JOB_NAME,
+        parent_uuid,
+        final,
+        e.inputs(tables, read),
+        e.outputs(logs, written),
+    )
+
+
+def emit_failed_ingest(
+    ingest_id: str,
+    error: BaseException | str,
+    *,
+    policy: Policy | None = None,
+    database: str | Path | None = None,
+    location: tuple[str, str] | None = None,
+    default_schema: str = "main",
+    started_at: datetime | None = None,
+    client: Any = None,
+) -> int:
+    """Emit START and FAIL of an ingest that stopped before any source was ingested (a source that
+    cannot be read stops them all): inputs the policy's source tables, output its consent log."""
+    if client is None and not enabled():
+        return 0
+    emitter = None
+    try:
+        from openlineage.client.facet_v2 import error_message_run
+
+        emitter = _Emitter(
+            client or make_client(), job_namespace(), _location(database, location), default_schema
+        )
+        message = error if isinstance(error, str) else one_line(error)
+        inputs = emitter.inputs([s.table for s in policy.sources]) if policy else []
+        outputs = emitter.outputs([policy.consent_table]) if policy else []
+        uid = ol_run_id(ingest_id)
+        emitter.emit(
+            "START", started_at or utcnow(), INGEST_JOB_NAME, uid, emitter.outer_facets(), inputs, outputs
+        )
+        facets = {
+            **emitter.outer_facets(),
+            "errorMessage": error_message_run.ErrorMessageRunFacet(
+                message=message, programmingLanguage="python"
+            ),
+        }
+        emitter.emit("FAIL", utcnow(), INGEST_JOB_NAME, uid, facets, inputs, outputs)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("OpenLineage events for ingest %s not (all) sent: %s", ingest_id, one_line(exc))
     return emitter.sent if emitter else 0

@@ -1,7 +1,10 @@
 """The run report: one self-contained HTML page (inline CSS and SVG, no script, no network) for a run.
 
-It shows what one run did (rows in and out per dataset, exclusions by reason), how consent changed
-since the previous run, the opt-out latency, and the trend over recent runs. Counts, table names and
+It leads with people: per purpose of the run (with the policy's plain-language text), how many people
+the consent log counts as consented, and how many as excluded, by reason, as of the run's cut-off
+(`consentgate.evidence.people`). Below: the consent-source ingests the run took in, rows in and out per
+dataset, how consent changed since the previous run, the opt-out latency, the trend over recent runs,
+and a glossary of every term. Runs are labelled by their cut-off and their id. Counts, table names and
 timestamps only: the page never holds a subject identifier. Every chart element carries its number
 in `data-*` attributes, so the page can be checked by machine as well as read.
 
@@ -25,7 +28,7 @@ from consentgate.engine.enforcement import utcnow
 from consentgate.engine.policy import Policy
 from consentgate.engine.session import Session, open_database
 from consentgate.errors import ConsentGateError, RunNotFoundError, one_line
-from consentgate.evidence import transparency, verification
+from consentgate.evidence import people, transparency, verification
 from consentgate.rule.semantics import REASONS, purpose_key
 
 log = logging.getLogger("consentgate")
@@ -43,6 +46,7 @@ COLORS = {
     "granted": "#2f855a",
     "rows_in": "#2b6cb0",
     "rows_out": "#2f855a",
+    "consented": "#2f855a",
 }
 LABELS = {
     "kept": "kept",
@@ -82,7 +86,17 @@ def collect(
         "trend_has_lower": bool(before),
         "latency": None,
         "notes": [],
+        "people": None,
+        "ingests": None,
+        "descriptions": {p.name.strip(" ").lower(): p.description for p in policy.purposes}
+        if policy
+        else None,
     }
+    try:
+        data["ingests"] = people.run_ingests(session, previous["as_of"] if previous else None, run["as_of"])
+    except Exception as exc:  # noqa: BLE001 - reporting degrades, never fails
+        log.warning("consent-source ingests could not be read: %s", one_line(exc))
+        data["notes"].append(f"consent-source ingests could not be read: {one_line(exc)}")
     try:
         source = transparency.consent_source(session, policy, run["consent_table"])
     except ConsentGateError as exc:
@@ -101,6 +115,18 @@ def collect(
     except Exception as exc:  # noqa: BLE001 - reporting degrades, never fails
         log.warning("consent changes could not be computed: %s", one_line(exc))
         data["notes"].append(f"consent changes could not be computed: {one_line(exc)}")
+    try:
+        if run["as_of"] is not None and run["consent_table"]:
+            data["people"] = people.people_by_purpose(
+                session,
+                consent_table=run["consent_table"],
+                as_of=run["as_of"],
+                purposes=people.run_purposes(data["datasets"]),
+                columns=policy.columns if policy else None,
+            )
+    except Exception as exc:  # noqa: BLE001 - reporting degrades, never fails
+        log.warning("people per purpose could not be counted: %s", one_line(exc))
+        data["notes"].append(f"people per purpose could not be counted: {one_line(exc)}")
     return data
 
 
@@ -364,6 +390,135 @@ def _card(label: str, value: str, small: bool = False) -> str:
     )
 
 
+def run_label(run: dict[str, Any]) -> str:
+    """A run as the page names it: its cut-off first (what it decided by), then its id, whole."""
+    return f"as of {_ts(run['as_of'])} · run {run['run_id']}"
+
+
+def _people_section(data: dict[str, Any]) -> str:
+    head = (
+        "<section><h2>People per purpose</h2>"
+        '<p class="note">Distinct people in the consent log, decided for each purpose of this run as of its '
+        "cut-off: consented people's rows reach the purpose; everyone else's are excluded, for the reason "
+        "shown. People with no consent event are not in the log (their rows count as <em>no consent</em> "
+        "below), and rows with no subject belong to no one. Counted from the consent log and the recorded "
+        "cut-off, so anyone can recount them.</p>"
+    )
+    rows = data["people"]
+    if rows is None:
+        return head + '<p class="empty">Not available.</p></section>'
+    if not rows:
+        return head + '<p class="empty">This run enforced no purpose.</p></section>'
+    descriptions = data["descriptions"]
+    label = {r["purpose"]: r["purpose"] + (" (keys lower-cased)" if r["normalize"] else "") for r in rows}
+    if len({r["purpose"] for r in rows}) == len(rows):
+        label = {r["purpose"]: r["purpose"] for r in rows}
+    out = [head, _legend(list(people.DECISIONS))]
+    out.append(
+        hbar_chart("people", [(label[r["purpose"]], [(k, r[k]) for k in people.DECISIONS]) for r in rows])
+    )
+    table = [
+        '<div class="scroll"><table><tr><th class=l>purpose</th><th class=l>what it means (the policy\'s text)</th>'
+        "<th>people</th>" + "".join(f"<th>{_esc(LABELS.get(k, k))}</th>" for k in people.DECISIONS) + "</tr>"
+    ]
+    for r in rows:
+        text = (descriptions or {}).get(r["purpose"])
+        shown = (
+            _esc(text)
+            if text
+            else '<span class="empty">no description: report with the policy (--policy)</span>'
+        )
+        table.append(
+            f'<tr data-purpose="{_esc(r["purpose"])}" data-normalize="{_esc(r["normalize"] or "")}" '
+            f'data-people="{r["people"]}"><td class=l>{_esc(label[r["purpose"]])}</td>'
+            f'<td class="l desc">{shown}</td><td>{_num(r["people"])}</td>'
+            + "".join(f'<td data-decision="{k}">{_num(r[k])}</td>' for k in people.DECISIONS)
+            + "</tr>"
+        )
+    table.append("</table></div>")
+    return "".join(out + table) + "</section>"
+
+
+def _ingests_section(data: dict[str, Any]) -> str:
+    ingests = data["ingests"]
+    if ingests is None:
+        return ""
+    prev = data["previous"]
+    window = (
+        f"after the previous run's cut-off ({_esc(_ts(prev['as_of']))}) and by this run's"
+        if prev
+        else "by this run's cut-off"
+    )
+    head = (
+        "<section><h2>Consent-source ingests</h2>"
+        f'<p class="note">Ingests of the policy\'s consent sources whose events were recorded {window}: '
+        "the consent events this run could newly count.</p>"
+    )
+    if not ingests:
+        return head + '<p class="empty">No ingest in this window.</p></section>'
+    table = [
+        '<div class="scroll"><table><tr><th class=l>source</th><th class=l>kind</th><th class=l>status</th>'
+        "<th>observations read</th><th>events written</th><th class=l>rejected, by reason</th>"
+        "<th class=l>watermark</th><th class=l>recorded</th></tr>"
+    ]
+    for i in ingests:
+        rejected = ", ".join(f"{_esc(k)} {_num(v)}" for k, v in sorted(i["rejected"].items())) or "none"
+        watermark = f"{_esc(_ts(i['watermark_from']))} → {_esc(_ts(i['watermark_to']))}"
+        table.append(
+            f'<tr data-ingest="{_esc(i["source"])}" data-status="{_esc(i["status"])}" '
+            f'data-read="{i["observations_read"]}" data-written="{i["events_written"]}" '
+            f'data-rejected="{sum(i["rejected"].values())}"><td class=l>{_esc(i["source"])}</td>'
+            f"<td class=l>{_esc(i['kind'])}</td><td class=l>{_esc(i['status'])}</td>"
+            f"<td>{_num(i['observations_read'])}</td><td>{_num(i['events_written'])}</td>"
+            f"<td class=l>{rejected}</td><td class=l>{watermark}</td><td class=l>{_esc(_ts(i['recorded_at']))}</td></tr>"
+        )
+    table.append("</table></div>")
+    return head + "".join(table) + "</section>"
+
+
+#: Every term the page uses, in plain words (docs/semantics.md has the rule itself).
+GLOSSARY = (
+    ("cut-off (as of)", "The instant the run decided consent by. Only consent events that happened and were "
+     "recorded by then count; later ones wait for the next run. Runs are named by their cut-off and their id."),
+    ("run id", "The name of one enforcement run (for Airflow, the DAG run's id). Paste it into "
+     "<code>consentgate verify --run-id</code> to recompute the run."),
+    ("person", "A distinct subject key in the consent log (trimmed; lower-cased for e-mail keys). The page "
+     "shows how many, never who."),
+    ("consented", "The person's deciding consent event for the purpose is a grant that has not expired: their "
+     "rows are kept."),
+    ("kept", "Rows whose subject is consented for the dataset's purpose; they reach the target."),
+    ("null subject", "A row whose subject column is empty or only spaces: it belongs to no one we could ask, "
+     "so it is excluded."),
+    ("no consent", "A row whose subject has no consent event for the purpose by the cut-off. Opt-in is the "
+     "default: no event, no row."),
+    ("denied", "The deciding event says the person refused this purpose."),
+    ("withdrawn", "The deciding event says the person took their consent back (an opt-out)."),
+    ("expired", "The deciding event is a grant whose expiry date is at or before the cut-off."),
+    ("invalid", "The deciding event has a status that is not granted, denied or withdrawn (a malformed "
+     "record): it counts as a refusal, never as consent."),
+    ("deciding event", "The person's latest event for the purpose by the cut-off; on a tie, the most "
+     "restrictive one wins."),
+    ("rows in / rows out", "Rows read from the dataset's source, and rows written to its target (the kept rows)."),
+    ("consent events counted", "The events of the consent log (every purpose) that count at the cut-off."),
+    ("consent fingerprint", "A checksum over exactly those events. Recomputing it later proves the consent "
+     "log the run decided on was not changed afterwards (the log is append-only)."),
+    ("trigger", "What started the run: cli, airflow or dbt."),
+    ("ingest", "One read of a consent source (a CMP export, TC strings, GPC signals ...) into the consent log."),
+    ("observations read / events written", "Records read from the source, and consent events appended to the "
+     "log from them (a repeated or unchanged observation writes nothing)."),
+    ("rejected", "Records that could not be turned into a consent event, by reason; they give no consent."),
+    ("watermark", "How far into the source an ingest has read; the next ingest starts there."),
+    ("opt-out latency", "Time from when a withdrawal was recorded to the cut-off of the first run that applied it."),
+)  # fmt: skip
+
+
+def _glossary_section() -> str:
+    items = "".join(
+        f'<dt data-term="{_esc(term)}">{_esc(term)}</dt><dd>{text}</dd>' for term, text in GLOSSARY
+    )
+    return f'<section id="terms"><h2>What the terms mean</h2><dl class="terms">{items}</dl></section>'
+
+
 def _run_section(data: dict[str, Any]) -> str:
     rows = data["datasets"]
     if not rows:
@@ -390,13 +545,16 @@ def _run_section(data: dict[str, Any]) -> str:
     totals = {k: sum(_excluded(r)[k] for r in rows) for k in REASONS}
     return (
         "<section><h2>Rows in and out per dataset</h2>"
-        '<p class="note">Each bar is one dataset\'s source rows: kept (consented) and excluded, by reason.</p>'
+        '<p class="note">Each bar is one dataset\'s source rows: kept (consented) and excluded, by reason. '
+        "Datasets can hold the same people's data (a dbt model reads what a raw table holds), so rows are not "
+        "added up across datasets.</p>"
         + _legend(["kept", *REASONS])
         + hbar_chart("datasets", bars)
         + "".join(table)
         + "</section>"
         "<section><h2>Excluded rows by reason</h2>"
-        '<p class="note">All datasets of this run together.</p>'
+        '<p class="note">The rows of all datasets of this run together: a person with rows in several datasets is '
+        "counted once per row. For people, see the top of the page.</p>"
         + hbar_chart("reasons", [(LABELS[k], [(k, v)]) for k, v in totals.items()])
         + "</section>"
     )
@@ -469,7 +627,8 @@ def _trend_section(data: dict[str, Any], run_href: RunHref | None) -> str:
     excl = {k: [sum(_excluded(d)[k] for d in r["datasets"]) for r in trend] for k in REASONS}
     parts = [
         f"<section><h2>Trend over the last {len(trend)} runs</h2>"
-        '<p class="note">Totals over every dataset of each run, by consent cut-off (UTC).</p>',
+        '<p class="note">Rows summed over every dataset of each run, by consent cut-off (UTC): a measure of '
+        "volume, not of people (a person's rows count once per dataset they are in).</p>",
         _legend(["rows_in", "rows_out"]),
         line_chart("trend-rows", x, [("rows_in", rows_in), ("rows_out", rows_out)]),
         "<h2>Excluded rows by reason</h2>",
@@ -492,15 +651,15 @@ def _trend_section(data: dict[str, Any], run_href: RunHref | None) -> str:
             ),
         ]
     table = [
-        "<table><tr><th>run</th><th class=l>status</th><th class=l>as of</th><th>datasets</th>"
+        "<table><tr><th class=l>cut-off (as of)</th><th class=l>run id</th><th class=l>status</th><th>datasets</th>"
         "<th>rows in</th><th>kept</th><th>excluded</th></tr>"
     ]
     for r, i_, o_ in reversed(list(zip(trend, rows_in, rows_out, strict=True))):
         rid = _esc(r["run_id"])
         link = f'<a href="{_esc(run_href(r["run_id"]))}">{rid}</a>' if run_href else rid
         table.append(
-            f'<tr data-run="{rid}"><td>{link}</td><td class=l>{_esc(r["status"])}</td>'
-            f"<td class=l>{_esc(_ts(r['as_of']))}</td><td>{len(r['datasets'])}</td>"
+            f'<tr data-run="{rid}"><td class=l>{_esc(_ts(r["as_of"]))}</td><td class=l>{link}</td>'
+            f"<td class=l>{_esc(r['status'])}</td><td>{len(r['datasets'])}</td>"
             f"<td>{_num(i_)}</td><td>{_num(o_)}</td><td>{_num(i_ - o_)}</td></tr>"
         )
     table.append("</table>")
@@ -528,20 +687,21 @@ def render_html(
         rows_in = sum(int(r["rows_in"] or 0) for r in rows)
         rows_out = sum(int(r["rows_out"] or 0) for r in rows)
         status = str(run["status"])
-        title = f"consentgate report: run {run['run_id']}"
+        title = f"consentgate report: {run_label(run)}"
         header = (
-            f"<h1>Consent enforcement: run <code>{_esc(run['run_id'])}</code> "
+            f'<h1>Consent enforcement as of <span data-cutoff="{_esc(_ts(run["as_of"]))}">'
+            f"{_esc(_ts(run['as_of']))}</span>: run <code>{_esc(run['run_id'])}</code> "
             f'<span class="badge {_esc(status)}" data-status="{_esc(status)}">{_esc(status)}</span></h1>'
-            f'<div class="sub">consent as of {_esc(_ts(run["as_of"]))} · trigger {_esc(run["trigger"])} · '
-            f"started {_esc(_ts(run['started_at']))} · finished {_esc(_ts(run['finished_at']))}</div>"
+            f'<div class="sub">consent cut-off {_esc(_ts(run["as_of"]))} · trigger {_esc(run["trigger"])} · '
+            f"started {_esc(_ts(run['started_at']))} · finished {_esc(_ts(run['finished_at']))} · "
+            '<a href="#terms">what the terms mean</a></div>'
         )
-        kept = f"{rows_out / rows_in:.1%}" if rows_in else "-"
+        # Rows are not added up across datasets (the same people's data is read by several of them):
+        # the cards count datasets and the consent log; people per purpose lead the page below.
         body = (
             f'<div class="cards" data-chart="summary" data-rows-in="{rows_in}" data-rows-out="{rows_out}">'
-            + _card("rows in", _num(rows_in))
-            + _card("rows kept", _num(rows_out))
-            + _card("kept", kept)
-            + _card("excluded", _num(rows_in - rows_out))
+            + _card("datasets", _num(len(rows)))
+            + _card("purposes", _num(len({r["purpose"] for r in rows if r.get("purpose")})))
             + _card("consent events counted", _num(run["consent_events_counted"]))
             + _card("consent fingerprint", str(run["consent_fingerprint"] or "-"), small=True)
             + "</div>"
@@ -550,9 +710,12 @@ def render_html(
             body += f'<section class="problem"><h2>Error</h2><p>{_esc(run["error"])}</p></section>'
         for note in data["notes"]:
             body += f'<section><p class="note">{_esc(note)}</p></section>'
+        body += _people_section(data)
+        body += _ingests_section(data)
         body += _run_section(data)
         body += f'<div class="grid2">{_changes_section(data)}{_latency_section(data)}</div><br>'
         body += _trend_section(data, run_href)
+        body += _glossary_section()
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -45,6 +45,8 @@ SUBJECT_EVENTS = "_consentgate_subject_events"
 def _subject_events(session: Session) -> str:
     """The subject report's scratch table, in the session's temporary schema (never a user table)."""
     return semantics.scratch(session.dialect, SUBJECT_EVENTS)
+
+
 CONSENTED = "consented"
 
 Mode = tuple[str, str | None]  # (purpose key, key normalisation): what one decision is keyed by

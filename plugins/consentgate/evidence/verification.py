@@ -22,12 +22,16 @@ from consentgate.rule.semantics import REASONS, ConsentColumns, purpose_key
 # -- verify ---------------------------------------------------------------------------------------
 
 
-def _counts_dict(rows_in: int, rows_out: int, excluded: dict[str, int]) -> dict[str, Any]:
-    return {
-        "rows_in": rows_in,
-        "rows_out": rows_out,
-        "excluded": {k: int(excluded.get(k, 0)) for k in REASONS},
-    }
+def _counts_dict(rows_in: int, rows_out: int | None, excluded: dict[str, int]) -> dict[str, Any]:
+    """A lineage row's numbers (docs/runs.md, "What the numbers mean"): rows_in, rows_out, excluded by
+    reason, and `consented` = rows_in minus the excluded rows (the source rows the rule let through).
+    rows_out is left out when it cannot be recomputed from the source (a dbt model's rows)."""
+    counts: dict[str, Any] = {"rows_in": rows_in}
+    if rows_out is not None:
+        counts["rows_out"] = rows_out
+    counts["excluded"] = {k: int(excluded.get(k, 0)) for k in REASONS}
+    counts["consented"] = rows_in - sum(counts["excluded"].values())
+    return counts
 
 
 def _recorded(row: dict[str, Any]) -> dict[str, Any]:
@@ -36,6 +40,12 @@ def _recorded(row: dict[str, Any]) -> dict[str, Any]:
         int(row["rows_out"] or 0),
         {k: int(row[f"excluded_{k}"] or 0) for k in REASONS},
     )
+
+
+def _is_dbt(row: dict[str, Any]) -> bool:
+    """A row written by the dbt package: its target is a model built from the consented rows, so its
+    rows_out (the model's rows) is checked against the target, not recomputed from the source."""
+    return str(row.get("trigger") or "").lower() == "dbt"
 
 
 def _latest_writers(session: Session) -> dict[tuple[str, str], str]:
@@ -140,7 +150,11 @@ def _check_completion(
             "whether it enforced all of them is not checked"
         )
         return
-    missing = sorted(set(planned) - {str(r["dataset"]) for r in rows})
+    # dbt plans models; a model with several consented() inputs records one dataset per input (model/input).
+    recorded = {str(r["dataset"]) for r in rows} | {
+        str(r["dataset"]).split("/", 1)[0] for r in rows if _is_dbt(r)
+    }
+    missing = sorted(set(planned) - recorded)
     if missing:
         problems.append(
             f"{len(missing)} of {len(planned)} planned datasets have no lineage row (never enforced): "
@@ -196,21 +210,33 @@ class _Replay:
             entry["status"] = "source_missing"
             self.warnings.append(f"{name}: cannot recompute from the source: {one_line(exc)}")
         else:
-            entry["recomputed"] = _counts_dict(rows_in, rows_out, excluded)
-            if entry["recomputed"] == entry["recorded"]:
+            recorded = entry["recorded"]
+            # An engine row's rows_out is the consented rows it copied; a dbt row's is the model's rows.
+            now = _counts_dict(rows_in, None if _is_dbt(row) else rows_out, excluded)
+            entry["recomputed"] = now
+            same = (now["rows_in"], now["excluded"]) == (recorded["rows_in"], recorded["excluded"])
+            adds_up = _is_dbt(row) or recorded["rows_out"] == recorded["consented"]
+            if same and adds_up:
                 entry["status"] = "reproduced"
-            elif rows_in != entry["recorded"]["rows_in"]:
+            elif not adds_up:
+                entry["status"] = "mismatch"
+                self.problems.append(
+                    f"{name}: its lineage row does not add up: rows_out {recorded['rows_out']}, but rows_in "
+                    f"{recorded['rows_in']} minus {recorded['rows_in'] - recorded['consented']} excluded is "
+                    f"{recorded['consented']}: the row was edited after the run"
+                )
+            elif rows_in != recorded["rows_in"]:
                 entry["status"] = "source_changed"
                 self.warnings.append(
                     f"{name}: source {row['source']} now has {rows_in} rows, the run read "
-                    f"{entry['recorded']['rows_in']}: "
+                    f"{recorded['rows_in']}: "
                     "it changed since the run, so its decisions are recomputed on today's rows"
                 )
             else:
                 entry["status"] = "mismatch"
                 self.problems.append(
                     f"{name}: recomputed decisions differ from the recorded ones on a source of the same size "
-                    f"(recorded {entry['recorded']['rows_out']} kept, recomputed {rows_out})"
+                    f"(recorded {recorded['consented']} consented, recomputed {now['consented']})"
                 )
         entry["target_check"] = self.target(enforcer, row)
         return entry
@@ -240,10 +266,12 @@ class _Replay:
                 f"{name}: target {row['target']} holds {rows - kept} rows not consented as of the run's "
                 "cut-off (" + ", ".join(f"{k} {v}" for k, v in bad.items()) + ")"
             )
-        elif rows != int(row["rows_out"] or 0):
+        elif row["rows_out"] is not None and rows != int(row["rows_out"]):
+            # Both kinds of row record the target's rows after the run in rows_out (docs/runs.md).
             check["status"] = "changed"
             self.warnings.append(
-                f"{name}: target {row['target']} has {rows} rows, the run wrote {row['rows_out']}"
+                f"{name}: target {row['target']} has {rows} rows, the run left {row['rows_out']}: "
+                "it was changed after the run"
             )
         return check
 

@@ -32,15 +32,40 @@ class Dialect:
     text_type: str
     param: str
     default_schema_sql: str
+    #: Statements run in transactions, and tables support UPDATE and DELETE. Spark has neither: its
+    #: targets are switched by a view and its evidence is append-only (engine/spark.py).
+    transactional: bool = True
+    #: Columns are listed through information_schema (else through the connection's `columns()`).
+    information_schema: bool = True
 
     def temp_table(self, name: str) -> str:
         """`name` qualified with the session's own temporary schema, so that creating, reading or
         dropping a scratch table can never resolve to a user's table of the same name."""
+        if self.name == "spark":
+            return f"session.{name}"  # Spark's namespace of the session's temporary views
         return f"temp.main.{name}" if self.name == "duckdb" else f"pg_temp.{name}"
+
+    def drop_scratch(self, name: str) -> list[str]:
+        """Statements that drop the scratch table `name` (temp_table) if it exists."""
+        if self.name == "spark":
+            return []  # create_scratch replaces the view (which uncaches the old one)
+        return [f"DROP TABLE IF EXISTS {name}"]
+
+    def create_scratch(self, name: str, select_sql: str) -> list[str]:
+        """Statements that create the scratch table `name` (temp_table) as `select_sql`; the parameters
+        of select_sql go to the first. Spark has no temporary tables: a temporary view, cached at once
+        (an eager cache gives the planner the real size, so the target's join is broadcast; a lazy one
+        made the dataset 1.5x slower). Spark recomputes a cache when a table behind it is written: for
+        rows that must never change, use Session.scratch(durable=True)."""
+        if self.name == "spark":
+            return [f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {select_sql}", f"CACHE TABLE {name}"]
+        return [f"CREATE TEMP TABLE {name} AS {select_sql}"]
 
     def binary_text(self, expr: str) -> str:
         """`expr` as text compared byte by byte, whatever the collation or type of its column
         (DuckDB NOCASE/ICU collations, PostgreSQL citext or a nondeterministic ICU collation)."""
+        if self.name == "spark":
+            return f"(CAST({expr} AS STRING) COLLATE UTF8_BINARY)"
         return f'(CAST({expr} AS {self.text_type}) COLLATE "C")'
 
     def ascii_lower(self, text_expr: str, *, once: bool = False) -> str:
@@ -62,13 +87,16 @@ class Dialect:
     def epoch_us(self, expr: str) -> str:
         if self.name == "duckdb":
             return f"epoch_us({expr})"
+        if self.name == "spark":
+            return f"unix_micros({expr})"
         return f"(extract(epoch from {expr}) * 1000000)::bigint"
 
     def trim(self, text_expr: str) -> str:
         """`text_expr` without leading and trailing spaces: U+0020 only (docs/semantics.md, rule 3).
 
         The space is given explicitly because a bare trim() differs between engines: DuckDB's also
-        strips U+00A0 and other Unicode spaces, PostgreSQL's does not.
+        strips U+00A0 and other Unicode spaces, PostgreSQL's does not. Spark's trim(x, ' ') means
+        trim(trimStr, src): btrim, as on PostgreSQL.
         """
         return f"trim({text_expr}, ' ')" if self.name == "duckdb" else f"btrim({text_expr}, ' ')"
 
@@ -85,9 +113,15 @@ class Dialect:
         """Aggregates whose weighted total is the sum of a 64-bit hash h of a tuple of values (nulls
         included): sum(h) = the sum of weight * aggregate, taken mod 2^64. DuckDB sums its unsigned
         hash itself (a HUGEINT sum); PostgreSQL's hash is signed, so it sums the two 32-bit halves,
-        each made non-negative."""
+        each made non-negative. Spark's xxhash64 is signed too and skips null arguments, so each value
+        is preceded by whether it is null ((NULL, 'a') and ('a', NULL) hash differently), and it is
+        summed once, shifted by 2^63 into [0, 2^64) as a DECIMAL (hashing twice, once per half, cost
+        a third of the consent snapshot)."""
         if self.name == "duckdb":
             return [(f"sum(hash({', '.join(exprs)}))", 1)]
+        if self.name == "spark":
+            h = f"xxhash64({', '.join(f'{e} IS NULL, {e}' for e in exprs)})"
+            return [(f"sum(CAST({h} AS DECIMAL(20,0)) + 9223372036854775808)", 1)]
         text = " || '|' || ".join(f"coalesce(CAST({e} AS {self.text_type}), '\\N')" for e in exprs)
         h = f"hashtextextended({text}, 0)"  # signed: h + 2^63 is the unsigned hash
         return [(f"sum(({h} >> 32) + 2147483648)", 2**32), (f"sum({h} & 4294967295)", 1)]
@@ -97,7 +131,7 @@ class Dialect:
         t = data_type.lower()
         if "with time zone" in t or t in ("timestamptz", "timestamp_tz"):
             return f"({expr} AT TIME ZONE 'UTC')"
-        if t == "date":
+        if t in ("date", "timestamp_ntz"):
             return f"CAST({expr} AS TIMESTAMP)"
         return expr
 
@@ -113,6 +147,8 @@ class Dialect:
         """
         if self.name == "duckdb":
             return [f"CREATE OR REPLACE TABLE {target} AS {select_sql}"]
+        if self.name == "spark":  # `target` is this run's own new table; readers switch by a view
+            return [f"CREATE TABLE {target} USING parquet AS {select_sql}"]
         swap = self.temp_table("_consentgate_swap")
         regclass = "'" + target.replace("'", "''") + "'"
 
@@ -142,14 +178,24 @@ class Dialect:
 DUCKDB = Dialect(name="duckdb", text_type="VARCHAR", param="?", default_schema_sql="current_schema()")
 POSTGRES = Dialect(name="postgres", text_type="TEXT", param="%s", default_schema_sql="current_schema()")
 
-_BY_NAME = {"duckdb": DUCKDB, "postgres": POSTGRES, "postgresql": POSTGRES}
+#: Spark SQL (4.x) through Spark Connect or a SparkSession: no transactions (engine/spark.py).
+SPARK = Dialect(
+    name="spark",
+    text_type="STRING",
+    param="?",
+    default_schema_sql="current_schema()",
+    transactional=False,
+    information_schema=False,
+)
+
+_BY_NAME = {"duckdb": DUCKDB, "postgres": POSTGRES, "postgresql": POSTGRES, "spark": SPARK}
 
 
 def for_name(name: str) -> Dialect:
     try:
         return _BY_NAME[name.lower()]
     except KeyError:
-        raise ValueError(f"unsupported SQL dialect {name!r}; supported: duckdb, postgres") from None
+        raise ValueError(f"unsupported SQL dialect {name!r}; supported: duckdb, postgres, spark") from None
 
 
 def is_timestamp_type(data_type: str) -> bool:
@@ -162,8 +208,15 @@ def is_text_type(data_type: str) -> bool:
     text too, read through binary_text like every text column."""
     t = data_type.lower()
     return t in (
-        "varchar", "text", "string", "character varying", "character", "char", "bpchar", "user-defined"
-    ) or t.startswith(("varchar", "character"))
+        "varchar",
+        "text",
+        "string",
+        "character varying",
+        "character",
+        "char",
+        "bpchar",
+        "user-defined",
+    ) or t.startswith(("varchar", "character", "string"))  # Spark: `string collate UTF8_LCASE`
 
 
 def is_exact_key_type(data_type: str) -> bool:

@@ -121,11 +121,15 @@ def _counted(d: Dialect, e: dict[str, str]) -> str:
 
 def _params(d: Dialect, purposes: int) -> str:
     """The CTE p: T, then the purposes asked for (trimmed, A-Z lowered)."""
-    names = "".join(f", {d.ascii_lower(d.trim(d.binary_text(d.param)), once=True)} AS p{i}" for i in range(purposes))
+    names = "".join(
+        f", {d.ascii_lower(d.trim(d.binary_text(d.param)), once=True)} AS p{i}" for i in range(purposes)
+    )
     return f"WITH p AS (SELECT CAST({d.param} AS TIMESTAMP) AS t{names}) "
 
 
-def too_old_select(d: Dialect, consent_sql: str, cols: ConsentColumns, types: dict[str, str], purposes: int) -> str:
+def too_old_select(
+    d: Dialect, consent_sql: str, cols: ConsentColumns, types: dict[str, str], purposes: int
+) -> str:
     """Whether an event dated before year 1 counts for one of the purposes decided (same parameters
     as snapshot_select). Run only when the snapshot's ts_min says there may be one."""
     e = _consent_exprs(d, cols, types)
@@ -161,13 +165,18 @@ def snapshot_select(
     # the run fails (ts_min, then too_old_select).
     code = f"({d.epoch_us(f'greatest({event_ts}, {MIN_TS})')} + {EPOCH_OFFSET_US}) * 8 + (4 - {severity})"
     codes = "".join(
-        f"max(CASE WHEN {purpose_key(d, purpose)} = p.p{i} THEN {code} END) AS code_{i}, " for i in range(purposes)
+        f"max(CASE WHEN {purpose_key(d, purpose)} = p.p{i} THEN {code} END) AS code_{i}, "
+        for i in range(purposes)
     )
     # Text is hashed byte by byte too: a NOCASE or ICU column would hash 'A' and 'a' alike (so a rewrite
     # would go unseen) and DuckDB refuses to hash columns of two collations together.
     hashed = [
-        _hash_input(d, subject, types["subject_id"]), _hash_input(d, purpose, "text"),
-        _hash_input(d, status, "text"), event_ts, recorded_at, expires_at,
+        _hash_input(d, subject, types["subject_id"]),
+        _hash_input(d, purpose, "text"),
+        _hash_input(d, status, "text"),
+        event_ts,
+        recorded_at,
+        expires_at,
     ]
     hashes = "".join(f"{agg} AS h_{i}, " for i, (agg, _weight) in enumerate(d.row_hash_sums(hashed)))
     key = text_key(d, subject, None)
@@ -194,6 +203,38 @@ def fingerprint_select(d: Dialect) -> str:
     )
 
 
+def totals_select(d: Dialect, consent_sql: str, cols: ConsentColumns, types: dict[str, str]) -> str:
+    """fingerprint_select's three values computed straight from the log, in one ungrouped pass (no
+    row per subject, so bounded memory at any size): the same events counted (rules 1 and 2, every
+    purpose), the same hash sum, the same earliest event_ts. One parameter: T."""
+    e = _consent_exprs(d, cols, types)
+    hashed = [
+        _hash_input(d, e["subject_id"], types["subject_id"]),
+        _hash_input(d, e["purpose"], "text"),
+        _hash_input(d, e["status"], "text"),
+        e["event_ts"],
+        e["recorded_at"],
+        e["expires_at"],
+    ]
+    total = " + ".join(
+        f"coalesce(CAST({agg} AS DECIMAL(38,0)), 0) * {weight}" for agg, weight in d.row_hash_sums(hashed)
+    )
+    return (
+        f"{_params(d, 0)}SELECT CAST(mod({total}, 18446744073709551616) AS {d.text_type}), count(*), "
+        f"coalesce(min({e['event_ts']}) < {MIN_TS}, false) FROM {consent_sql} AS c CROSS JOIN p WHERE {_counted(d, e)}"
+    )
+
+
+def purpose_counted_select(d: Dialect, consent_sql: str, cols: ConsentColumns, types: dict[str, str]) -> str:
+    """One row if an event counts as of T for a purpose, none otherwise (parameters: T, the purpose):
+    whether decided_select for that purpose has a row, without deciding anyone."""
+    e = _consent_exprs(d, cols, types)
+    return (
+        f"{_params(d, 1)}SELECT 1 FROM {consent_sql} AS c CROSS JOIN p "
+        f"WHERE {_counted(d, e)} AND {purpose_key(d, e['purpose'])} = p.p0 LIMIT 1"
+    )
+
+
 def decided_select(d: Dialect, index: int, normalize: str | None, snapshot: str = SNAPSHOT) -> str:
     """Per subject key: the severity of the deciding event for the snapshot's purpose number `index`.
     `snapshot` names the snapshot: scratch(d, SNAPSHOT), or a CTE named SNAPSHOT."""
@@ -205,17 +246,20 @@ def decided_select(d: Dialect, index: int, normalize: str | None, snapshot: str 
     return f"SELECT subject_key, 4 - mod({code}, 8) AS severity {where}"
 
 
-def keys_select(d: Dialect, source_sql: str, subject_expr: str, normalize: str | None) -> str:
+def keys_select(
+    d: Dialect, source_sql: str, subject_expr: str, normalize: str | None, decided: str | None = None
+) -> str:
     """Each distinct subject value of a table, its row count and the severity deciding for it.
 
     `subject_expr` is the rows' subject value over alias `s` (subject_value). The rule is decided
     once per distinct value; rows follow their value. Null severity: a null or blank key, or no
-    consent (counts_select tells them apart).
+    consent (counts_select tells them apart). `decided` names the decisions (decided_select):
+    scratch(d, DECIDED) unless given (a CTE).
     """
     return (
         f"SELECT k.raw, k.n, dd.severity "
         f"FROM (SELECT {subject_expr} AS raw, count(*) AS n FROM {source_sql} AS s GROUP BY 1) AS k "
-        f"LEFT JOIN {scratch(d, DECIDED)} AS dd ON dd.subject_key = {text_key(d, 'k.raw', normalize)}"
+        f"LEFT JOIN {decided or scratch(d, DECIDED)} AS dd ON dd.subject_key = {text_key(d, 'k.raw', normalize)}"
     )
 
 

@@ -16,7 +16,12 @@ from consentgate.signals.errors import SignalError, prefix
 
 # (field name, number of 2-bit values: 0 for a single value)
 Layout = tuple[tuple[str, int], ...]
-_N, _SON, _SHON, _TAON = "SharingNotice", "SaleOptOutNotice", "SharingOptOutNotice", "TargetedAdvertisingOptOutNotice"
+_N, _SON, _SHON, _TAON = (
+    "SharingNotice",
+    "SaleOptOutNotice",
+    "SharingOptOutNotice",
+    "TargetedAdvertisingOptOutNotice",
+)
 _SO, _SHO, _TAO = "SaleOptOut", "SharingOptOut", "TargetedAdvertisingOptOut"
 _SDP, _KCSD, _PN = "SensitiveDataProcessing", "KnownChildSensitiveDataConsents", "ProcessingNotice"
 _MSPA: Layout = (("MspaCoveredTransaction", 0), ("MspaOptOutOptionMode", 0), ("MspaServiceProviderMode", 0))
@@ -25,7 +30,17 @@ _ADPC = ("AdditionalDataProcessingConsent", 0)
 
 def _state(sdp: int, kcsd: int, *, adpc: bool = True, notice: str = _PN) -> Layout:
     extra = (_ADPC,) if adpc else ()
-    return ((notice, 0), (_SON, 0), (_TAON, 0), (_SO, 0), (_TAO, 0), (_SDP, sdp), (_KCSD, kcsd), *extra, *_MSPA)
+    return (
+        (notice, 0),
+        (_SON, 0),
+        (_TAON, 0),
+        (_SO, 0),
+        (_TAO, 0),
+        (_SDP, sdp),
+        (_KCSD, kcsd),
+        *extra,
+        *_MSPA,
+    )
 
 
 USNAT_V2: Layout = (
@@ -110,7 +125,9 @@ def us_section(section_id: int, text: str) -> dict[str, Any]:
     if has_gpc:
         out.update(_gpc_segment(name, parts[1:]))
     elif len(parts) > 1:
-        raise SignalError(f"GPP section {name}: has {len(parts)} segments; this section has no GPC sub-section")
+        raise SignalError(
+            f"GPP section {name}: has {len(parts)} segments; this section has no GPC sub-section"
+        )
     return out
 
 
@@ -120,7 +137,9 @@ def _usnat_layout(r: BitReader, version: int) -> Layout:
     iabgpp-es releases that wrote the long layout before they moved to version 2)."""
     short = r.nbits in (60, 66)
     if version == 2 and short:
-        raise SignalError(f"{r.what}: version 2 in {r.nbits} bits; version 2 needs 70 (16 sensitive categories)")
+        raise SignalError(
+            f"{r.what}: version 2 in {r.nbits} bits; version 2 needs 70 (16 sensitive categories)"
+        )
     return USNAT_V1 if short else USNAT_V2
 
 
@@ -175,7 +194,9 @@ def header(text: str) -> dict[str, Any]:
         if is_range:
             end, pos = _fibonacci(bits, pos, what)
         if offset + end > MAX_SECTION_ID:
-            raise SignalError(f"{what}: section id entry {n} reaches id {offset + end}; ids above {MAX_SECTION_ID} are not defined")
+            raise SignalError(
+                f"{what}: section id entry {n} reaches id {offset + end}; ids above {MAX_SECTION_ID} are not defined"
+            )
         ids.extend(range(offset, offset + end + 1))
         offset += end
     return {"Type": kind, "Version": version, "SectionIds": ids}

@@ -16,7 +16,12 @@ from consentgate.signals.bits import BitReader
 from consentgate.signals.errors import SignalError, prefix
 
 CORE, DISCLOSED, ALLOWED, PUBLISHER_TC = 0, 1, 2, 3
-SEGMENT_NAMES = {CORE: "core", DISCLOSED: "vendorsDisclosed", ALLOWED: "vendorsAllowed", PUBLISHER_TC: "publisherTC"}
+SEGMENT_NAMES = {
+    CORE: "core",
+    DISCLOSED: "vendorsDisclosed",
+    ALLOWED: "vendorsAllowed",
+    PUBLISHER_TC: "publisherTC",
+}
 RESTRICTION_TYPES = {0: "NOT_ALLOWED", 1: "REQUIRE_CONSENT", 2: "REQUIRE_LI"}
 
 
@@ -212,4 +217,3 @@ def decode(text: str) -> dict[str, Any]:
         segments.append(_optional_segment(part, index, seen, out))
     out["segments"] = segments
     return out
-

@@ -47,7 +47,9 @@ class Bits:
     def fibonacci(self, field: str) -> int:
         end = self.bits.find("11", self.pos)
         if end < 0:
-            raise SignalError(f"{self.what}: {field} is a Fibonacci code that runs past the end of the segment")
+            raise SignalError(
+                f"{self.what}: {field} is a Fibonacci code that runs past the end of the segment"
+            )
         value, a, b = 0, 1, 2
         for c in self.bits[self.pos : end + 1]:
             if c == "1":
@@ -136,7 +138,9 @@ def _restrictions(r: Bits) -> list[dict[str, Any]]:
     for n in range(1, r.int("PubRestrictions count", 12) + 1):
         key, kind = r.int(f"PubRestrictions {n} purpose", 6), r.int(f"PubRestrictions {n} type", 2)
         if kind == 3:
-            raise SignalError(f"{r.what}: PubRestrictions {n} has restriction type 3; only 0, 1, 2 are defined")
+            raise SignalError(
+                f"{r.what}: PubRestrictions {n} has restriction type 3; only 0, 1, 2 are defined"
+            )
         out.append({"key": key, "type": kind, "ids": optimized_range(r, f"PubRestrictions {n} ids")})
     return out
 

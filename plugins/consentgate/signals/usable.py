@@ -84,7 +84,12 @@ def tcfca_reasons(fields: dict[str, Any]) -> list[str]:
 
 #: For each US section field that records an opt-out: the value meaning "opted out" is 1.
 US_OPT_OUT_FIELDS = ("SaleOptOut", "SharingOptOut", "TargetedAdvertisingOptOut")
-US_NOTICE_FIELDS = ("SaleOptOutNotice", "SharingOptOutNotice", "TargetedAdvertisingOptOutNotice", "SharingNotice")
+US_NOTICE_FIELDS = (
+    "SaleOptOutNotice",
+    "SharingOptOutNotice",
+    "TargetedAdvertisingOptOutNotice",
+    "SharingNotice",
+)
 
 
 def us_section_reasons(fields: dict[str, Any]) -> list[str]:

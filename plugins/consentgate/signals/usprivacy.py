@@ -25,6 +25,8 @@ def decode(text: str) -> dict[str, Any]:
     out: dict[str, Any] = {"Version": 1}
     for position, (name, char) in enumerate(zip(_FIELDS, value[1:], strict=True), start=2):
         if char not in "YN-":
-            raise SignalError(f"US Privacy string: character {position} ({name}) is {char!r}; must be Y, N or -")
+            raise SignalError(
+                f"US Privacy string: character {position} ({name}) is {char!r}; must be Y, N or -"
+            )
         out[name] = char
     return out

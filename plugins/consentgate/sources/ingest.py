@@ -56,6 +56,8 @@ def _csv_value(v: Any) -> str:
 
 def _csv_line(row: tuple[Any, ...]) -> str:
     return ",".join(_csv_value(v) for v in row) + "\n"
+
+
 _ORDER = "event_ts, severity DESC, staged, obs_id"
 
 
@@ -89,9 +91,13 @@ class _Pipeline:
         if self.d.name == "duckdb":
             spool.write(text)
             return
-        self.s._cursor.copy_expert(  # noqa: SLF001 - COPY has no DB-API spelling
-            f"COPY {self.t(RAW)} FROM STDIN WITH (FORMAT csv, NULL '\\N')", io.StringIO(text)
-        )
+        copy = f"COPY {self.t(RAW)} FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+        cursor = self.s._cursor  # noqa: SLF001 - COPY has no DB-API spelling
+        if hasattr(cursor, "copy_expert"):  # psycopg2
+            cursor.copy_expert(copy, io.StringIO(text))
+            return
+        with cursor.copy(copy) as stream:  # psycopg 3 (what Airflow's PostgresHook gives with SQLAlchemy 2)
+            stream.write(text)
 
     def load_raw(self, spool: IO[str]) -> None:
         if self.d.name != "duckdb":
@@ -118,7 +124,9 @@ class _Pipeline:
 
     def build(self) -> None:
         """OBS: new observations (not in the log yet); KEYS: the keys they touch; SEQ: both, ordered."""
-        cols = ", ".join(f"min({c}) AS {c}" for c in _STAGE_COLUMNS if c not in ("subject_key", "pkey", "obs_id"))
+        cols = ", ".join(
+            f"min({c}) AS {c}" for c in _STAGE_COLUMNS if c not in ("subject_key", "pkey", "obs_id")
+        )
         self.temp(
             OBS,
             f"SELECT r.subject_key, r.pkey, r.obs_id, {cols} FROM {self.t(RAW)} r "
@@ -142,9 +150,7 @@ class _Pipeline:
         source (a header or string repeated on every request), whose latest observation is written by
         fixes() only when it changes the decision."""
         w = f"PARTITION BY subject_key, pkey ORDER BY {_ORDER}"
-        granted_before = (
-            f"max(CASE WHEN status = 'granted' THEN 1 ELSE 0 END) OVER ({w} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
-        )
+        granted_before = f"max(CASE WHEN status = 'granted' THEN 1 ELSE 0 END) OVER ({w} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
         resolved = (
             "SELECT subject_key, pkey, severity, event_ts, expires_at, obs_id, purpose, policy_version, label, staged, "
             "CASE WHEN status <> 'negative' THEN status "
@@ -172,7 +178,9 @@ class _Pipeline:
     def update_latest(self, source: str) -> None:
         """The source's latest observation per key touched, in consentgate_source_latest."""
         p, L = self.d.param, tables.SOURCE_LATEST
-        touched = f"EXISTS (SELECT 1 FROM {self.t(KEYS)} k WHERE k.subject_key = c.subject_key AND k.pkey = c.pkey)"
+        touched = (
+            f"EXISTS (SELECT 1 FROM {self.t(KEYS)} k WHERE k.subject_key = c.subject_key AND k.pkey = c.pkey)"
+        )
         cols = "subject_key, pkey, purpose, status, severity, event_ts, expires_at, policy_version, label, obs_id"
         candidates = (
             f"SELECT {cols} FROM {self.t(FLAGGED)} WHERE staged = 1 UNION ALL "
@@ -227,7 +235,9 @@ class _Pipeline:
 
 def _stage(session: Session, pipe: _Pipeline, p: reading.ReadPlan, record: IngestRecord) -> None:
     pipe.create_raw()
-    with tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="consentgate-ingest-", encoding="utf-8") as spool:
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=".csv", prefix="consentgate-ingest-", encoding="utf-8"
+    ) as spool:
         _stage_batches(session, pipe, p, record, spool)
         with session.stage("staging the observations of", p.source.name):
             pipe.load_raw(spool)
@@ -235,12 +245,16 @@ def _stage(session: Session, pipe: _Pipeline, p: reading.ReadPlan, record: Inges
         record.watermark_to = record.watermark_from
 
 
-def _stage_batches(session: Session, pipe: _Pipeline, p: reading.ReadPlan, record: IngestRecord, spool: IO[str]) -> None:
+def _stage_batches(
+    session: Session, pipe: _Pipeline, p: reading.ReadPlan, record: IngestRecord, spool: IO[str]
+) -> None:
     for batch in reading.read(session, p, record.watermark_from):
         record.observations_read += batch.read
         for reason, n in batch.rejected.items():
             record.rejected[reason] = record.rejected.get(reason, 0) + n
-        if batch.watermark is not None and (record.watermark_to is None or batch.watermark > record.watermark_to):
+        if batch.watermark is not None and (
+            record.watermark_to is None or batch.watermark > record.watermark_to
+        ):
             record.watermark_to = batch.watermark
         with session.stage("staging the observations of", p.source.name):
             pipe.insert_raw(batch.rows, spool)
@@ -286,7 +300,9 @@ def _record(ingest_id: str, source: Source, consent_table: str) -> IngestRecord:
     return IngestRecord(ingest_id, source.name, source.kind.value, source.table, consent_table, utcnow())
 
 
-def _plans(session: Session, sources: Sequence[Source], ingest_id: str, consent_table: str) -> list[reading.ReadPlan]:
+def _plans(
+    session: Session, sources: Sequence[Source], ingest_id: str, consent_table: str
+) -> list[reading.ReadPlan]:
     """Every source checked before anything is ingested; the first unreadable one is recorded and raised."""
     plans = []
     for src in sources:
@@ -332,7 +348,9 @@ def ingest(
                 raise
             continue
         logger.info(
-            "ingested %s: %d observations read, %d events written", record.source, record.observations_read,
+            "ingested %s: %d observations read, %d events written",
+            record.source,
+            record.observations_read,
             record.events_written,
         )
         out.append(record)

@@ -109,11 +109,14 @@ def ensure_log(session: Session, consent_table: str, columns: ConsentColumns | N
         if dtype is None and name == "event_id":
             session.run(f"ALTER TABLE {table.sql()} ADD COLUMN event_id varchar")
             continue
-        ok = dtype is not None and (is_timestamp_type(dtype) if sql_type == "timestamp" else is_text_type(dtype))
-        if not ok:
-            got = f"type {dtype}" if dtype else "no such column"
+        if dtype is None:
             raise IngestError(
-                f"consent table {consent_table!r}: column {name!r} ({got}) is not {sql_type}; ingestion "
+                f"consent table {consent_table!r} has no column {name!r} (columns: {', '.join(actual)}); "
+                "ingestion appends to a log in consentgate's own shape (docs/sources.md)"
+            )
+        if not (is_timestamp_type(dtype) if sql_type == "timestamp" else is_text_type(dtype)):
+            raise IngestError(
+                f"consent table {consent_table!r}: column {name!r} (type {dtype}) is not {sql_type}; ingestion "
                 "appends to a log in consentgate's own shape (docs/sources.md)"
             )
     return table
@@ -131,14 +134,23 @@ def set_watermark(session: Session, record: IngestRecord) -> None:
     session.run(
         f"INSERT INTO {SOURCE_STATE} (source, kind, source_table, watermark, ingest_id, updated_at) "
         f"VALUES ({session.dialect.placeholders(6)})",
-        [record.source, record.kind, record.source_table, record.watermark_to, record.ingest_id, record.finished_at],
+        [
+            record.source,
+            record.kind,
+            record.source_table,
+            record.watermark_to,
+            record.ingest_id,
+            record.finished_at,
+        ],
     )
 
 
 def write_record(session: Session, record: IngestRecord) -> None:
     row = record.row()
     p = session.dialect.param
-    session.run(f"DELETE FROM {INGESTS} WHERE ingest_id = {p} AND source = {p}", [record.ingest_id, record.source])
+    session.run(
+        f"DELETE FROM {INGESTS} WHERE ingest_id = {p} AND source = {p}", [record.ingest_id, record.source]
+    )
     session.run(
         f"INSERT INTO {INGESTS} ({', '.join(row)}) VALUES ({session.dialect.placeholders(len(row))})",
         list(row.values()),
@@ -153,7 +165,8 @@ def read_ingests(session: Session, source: str | None = None, limit: int = 50) -
     where, params = (f"WHERE source = {p}", [source]) if source else ("", [])
     cols = [n for n in IngestRecord.__dataclass_fields__]
     rows = session.all(
-        f"SELECT {', '.join(cols)} FROM {INGESTS} {where} ORDER BY started_at DESC, source LIMIT {int(limit)}", params
+        f"SELECT {', '.join(cols)} FROM {INGESTS} {where} ORDER BY started_at DESC, source LIMIT {int(limit)}",
+        params,
     )
     out = []
     for r in rows:

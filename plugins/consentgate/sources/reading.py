@@ -157,7 +157,20 @@ def stage_row(source: Source, row: dict[str, Any]) -> list[tuple[Any, ...]]:
         expires = o.expires_at if o.status == "granted" else None
         severity = 3 if expires is not None and expires <= ts else SEVERITY[o.status]
         label = f"{source.name}:{o.detail}" if o.detail else source.name
-        out.append((subject, pk, o.purpose, o.status, severity, ts, expires, o.policy_version, label, obs_id(source, identity, pk)))
+        out.append(
+            (
+                subject,
+                pk,
+                o.purpose,
+                o.status,
+                severity,
+                ts,
+                expires,
+                o.policy_version,
+                label,
+                obs_id(source, identity, pk),
+            )
+        )
     return out
 
 
@@ -199,5 +212,3 @@ def _batch(p: ReadPlan, rows: list[Any]) -> Staged:
         except Rejected as r:
             out.rejected[r.reason] += 1
     return out
-
-

@@ -19,7 +19,8 @@ def register(app: typer.Typer) -> None:
 
 def decode(
     strings: Annotated[
-        list[str], typer.Argument(help="Signals to decode; '-' reads one a line from stdin.", show_default=False)
+        list[str],
+        typer.Argument(help="Signals to decode; '-' reads one a line from stdin.", show_default=False),
     ],
     kind: Annotated[
         str, typer.Option("--kind", "-k", help=f"What the strings are: {'|'.join(KINDS)}.")
@@ -91,7 +92,12 @@ def _flatten(fields: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, st
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, list) and len(value) > 8 and all(type(v) is int for v in value) and _increasing(value):
+    if (
+        isinstance(value, list)
+        and len(value) > 8
+        and all(type(v) is int for v in value)
+        and _increasing(value)
+    ):
         return _ranges(value)
     if isinstance(value, list) and value and all(type(v) is bool for v in value):
         return _ranges([i for i, v in enumerate(value, start=1) if v]) or "none"

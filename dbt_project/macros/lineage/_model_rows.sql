@@ -1,0 +1,14 @@
+{#-
+  The number of rows in a model's relation right after this invocation built it (the lineage row's
+  rows_out), or none when there is no relation to count (an ephemeral model).
+-#}
+{% macro _model_rows(node) %}
+  {%- if node.config.materialized == 'ephemeral' -%}
+    {{ return(none) }}
+  {%- endif -%}
+  {%- set relation = adapter.get_relation(node.database, node.schema, node.alias) -%}
+  {%- if relation is none -%}
+    {{ return(none) }}
+  {%- endif -%}
+  {{ return(run_query("select count(*) from " ~ relation).columns[0].values()[0] | int) }}
+{% endmacro %}

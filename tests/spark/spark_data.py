@@ -1,0 +1,119 @@
+"""Test data on the Spark cluster: many small scenarios loaded in two writes, one view pair each.
+
+Every statement on a cluster costs a job (a fraction of a second to seconds), so the scenarios of a
+test are written together into two tables (consent events and dataset rows, with a scenario number),
+and each scenario is read through two views of its own, typed as the scenario asks (BIGINT, STRING or
+STRING COLLATE UTF8_LCASE, Spark's case-insensitive collation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from consentgate.engine.enforcement import Enforcer
+from consentgate.engine.session import Session
+from consentgate.rule.names import TableName
+from reference import Event
+
+SQL_TYPES = {"text": "STRING", "integer": "BIGINT", "text_ci": "STRING COLLATE UTF8_LCASE"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    events: Sequence[Event]
+    rows: Sequence[tuple[int, Any]]
+    subject_type: str = "text"  # text | integer | text_ci
+    consent_subject_type: str = "text"
+    text_type: str = "text"  # of purpose and status
+
+
+def _text(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def load(spark: Any, scenarios: Sequence[Scenario], prefix: str = "s") -> list[tuple[str, str]]:
+    """Write the scenarios; returns (consent view, dataset view) per scenario, in order."""
+    from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
+
+    events = [
+        (
+            i,
+            _text(e.subject_id),
+            _int(e.subject_id),
+            e.purpose,
+            e.status,
+            e.event_ts,
+            e.recorded_at,
+            e.expires_at,
+        )
+        for i, s in enumerate(scenarios)
+        for e in s.events
+    ]
+    rows = [
+        (i, row_id, _text(subject), _int(subject))
+        for i, s in enumerate(scenarios)
+        for row_id, subject in s.rows
+    ]
+    ev_schema = StructType(
+        [StructField("scenario", LongType()), StructField("subject_text", StringType()),
+         StructField("subject_int", LongType()), StructField("purpose", StringType()),
+         StructField("status", StringType()), StructField("event_ts", TimestampType()),
+         StructField("recorded_at", TimestampType()), StructField("expires_at", TimestampType())]
+    )  # fmt: skip
+    row_schema = StructType(
+        [StructField("scenario", LongType()), StructField("row_id", LongType()),
+         StructField("subject_text", StringType()), StructField("subject_int", LongType())]
+    )  # fmt: skip
+    # Naive datetimes are UTC here: pyspark would read them in the client's zone.
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    events = [tuple(_utc(v) for v in e) for e in events]
+    spark.createDataFrame(events, ev_schema).write.mode("overwrite").saveAsTable(f"{prefix}_all_events")
+    spark.createDataFrame(rows, row_schema).write.mode("overwrite").saveAsTable(f"{prefix}_all_rows")
+    names = []
+    for i, s in enumerate(scenarios):
+        consent, dataset = f"{prefix}{i}_consent", f"{prefix}{i}_rows"
+        text = SQL_TYPES[s.text_type]
+        subject = "subject_int" if s.consent_subject_type == "integer" else "subject_text"
+        spark.sql(
+            f"CREATE OR REPLACE VIEW {consent} AS SELECT CAST({subject} AS {SQL_TYPES[s.consent_subject_type]}) "
+            f"AS subject_id, CAST(purpose AS {text}) AS purpose, CAST(status AS {text}) AS status, event_ts, "
+            f"recorded_at, expires_at FROM {prefix}_all_events WHERE scenario = {i}"
+        )
+        subject = "subject_int" if s.subject_type == "integer" else "subject_text"
+        spark.sql(
+            f"CREATE OR REPLACE VIEW {dataset} AS SELECT row_id, CAST({subject} AS {SQL_TYPES[s.subject_type]}) "
+            f"AS subject FROM {prefix}_all_rows WHERE scenario = {i}"
+        )
+        names.append((consent, dataset))
+    return names
+
+
+def _utc(v: Any) -> Any:
+    from datetime import UTC
+
+    return v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v
+
+
+def decide(
+    session: Session, consent: str, dataset: str, purpose: str, as_of: datetime, normalize: str | None
+) -> tuple[list[int], dict[str, int], int]:
+    """The engine's decision on Spark for one scenario: (kept row ids, excluded by reason, rows_in).
+    Writes no table: the snapshot, decision and keys are the engine's scratch tables, and the kept rows
+    are the engine's own consented select."""
+    enforcer = Enforcer(session, consent_table=consent, as_of=as_of, run_id="cases")
+    enforcer.take_snapshot([purpose])
+    source = TableName(None, dataset)
+    rows_in, rows_out, excluded = enforcer.counts(source, "subject", purpose, normalize)
+    kept = sorted(
+        int(r[0])
+        for r in session.all(f"SELECT row_id FROM ({enforcer._consented_sql(source, 'subject')}) AS k")
+    )  # noqa: SLF001
+    assert rows_out == len(kept)
+    return kept, excluded, rows_in
