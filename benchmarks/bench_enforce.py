@@ -224,7 +224,11 @@ def child(name: str, path: str, memory_limit: str | None, partitions: str | None
     # CPU seconds of all DuckDB threads (start-up included): steadier than wall time on a shared machine.
     result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     result["peak_temp_mb"] = watcher.stop() / 2**20
-    drop_output(name, path)
+    try:
+        drop_output(name, path)
+    except Exception as exc:  # noqa: BLE001 - e.g. the database invalidated by an out-of-memory error
+        result.setdefault("error", f"dropping the output failed: {type(exc).__name__}")
+        result["rows_out"] = None if "error" in result else result["rows_out"]
     return result
 
 
@@ -233,15 +237,30 @@ APPROACHES = ("ctas", "bare_sql", "consentgate", "consentgate_partitioned", "pan
 
 
 def run_child(name: str, path: str, memory_limit: str | None, partitions: str | None = None) -> dict:
+    """One approach in its own process. A child that died (killed for memory, or its database left
+    invalid by an out-of-memory error) is reported as failed with its last stderr line, like an error
+    the child caught itself."""
+    start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, __file__, "--child", name, "--path", path]
         + (["--memory-limit", memory_limit] if memory_limit else [])
         + (["--partitions", partitions] if partitions else []),
         capture_output=True,
         text=True,
-        check=True,
     )
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    if proc.returncode == 0:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    last = (
+        [line for line in proc.stderr.splitlines() if line.strip()] or [f"exit status {proc.returncode}"]
+    )[-1]
+    return {
+        "seconds": time.perf_counter() - start,
+        "rows_out": None,
+        "error": f"child process failed: {last.strip()[:200]}",
+        "peak_rss_mb": 0.0,
+        "cpu_seconds": None,
+        "peak_temp_mb": 0.0,
+    }
 
 
 def measure(
