@@ -11,7 +11,13 @@ TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))
 
 from pgserver import PgServer, fresh_database, running_server  # noqa: E402
-from sparkserver import SparkServer, fresh_schema  # noqa: E402
+from sparkserver import (  # noqa: E402
+    SparkServer,
+    ThriftServer,
+    fresh_schema,
+    fresh_thrift_schema,
+    running_thrift_server,
+)
 from sparkserver import running_server as running_spark  # noqa: E402
 
 
@@ -44,3 +50,22 @@ def spark_session(spark_server: SparkServer, request: pytest.FixtureRequest) -> 
         yield spark
     finally:
         spark.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_thrift_server() -> Iterator[ThriftServer]:
+    """A real Spark Thrift server (HiveServer2 protocol, local[2], its own metastore), started once for
+    the whole session."""
+    with running_thrift_server() as server:
+        yield server
+
+
+@pytest.fixture
+def thrift_connection(spark_thrift_server: ThriftServer, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A new SparkThriftConnection (one Thrift session) whose current schema is a fresh, empty one named
+    after the test; closed after the test."""
+    con, _schema = fresh_thrift_schema(spark_thrift_server, request.node.name)
+    try:
+        yield con
+    finally:
+        con.close()

@@ -164,3 +164,115 @@ def running_server() -> Iterator[SparkServer]:
     finally:
         _kill_tree(_pids(base))
         shutil.rmtree(base, ignore_errors=True)
+
+
+# -- Spark's Thrift server (HiveServer2 protocol) -----------------------------------------------------
+
+THRIFT_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
+
+
+@dataclass(frozen=True)
+class ThriftServer:
+    """A running Spark Thrift server (local[2], its own warehouse and Derby metastore, not the Connect
+    server's: embedded Derby allows one process)."""
+
+    host: str
+    port: int
+    base: Path
+
+    def connect(self, database: str = "default") -> Any:
+        """A new PyHive connection: one Thrift session (its own temporary views and settings)."""
+        from pyhive import hive
+
+        return hive.connect(self.host, port=self.port, username="consentgate", auth="NONE", database=database)
+
+
+def fresh_thrift_schema(server: ThriftServer, name: str) -> tuple[Any, str]:
+    """A new SparkThriftConnection (owned: close() closes the Thrift session) whose current schema is a
+    new, empty one named after `name`."""
+    from consentgate.engine.spark_thrift import SparkThriftConnection
+
+    schema = "h_" + re.sub(r"[^a-z0-9_]", "_", name.lower())[:50]
+    con = SparkThriftConnection(server.connect(), owned=True)
+    cur = con.cursor()
+    cur.execute(f"DROP SCHEMA IF EXISTS `{schema}` CASCADE")
+    cur.execute(f"CREATE SCHEMA `{schema}`")
+    cur.execute(f"USE `{schema}`")
+    return con, schema
+
+
+def _thrift_ready(server: ThriftServer, deadline: float) -> None:
+    """Until a PyHive session runs a statement; fails early when the server process is gone."""
+    import psutil
+
+    while True:
+        try:
+            con = server.connect()
+            try:
+                cur = con.cursor()
+                cur.execute("SELECT 1")
+                cur.fetchall()
+            finally:
+                con.close()
+            return
+        except Exception:
+            pids = _pids(server.base)
+            if time.monotonic() > deadline or not pids or not all(psutil.pid_exists(p) for p in pids):
+                raise
+            time.sleep(1)
+
+
+@contextmanager
+def running_thrift_server() -> Iterator[ThriftServer]:
+    """A new Spark Thrift server in local[2] mode on a free port, started with the pyspark wheel's
+    spark-daemon.sh, stopped by its recorded pid (and children) at the end; with
+    $CONSENTGATE_TEST_SPARK_THRIFT (`127.0.0.1:10000`), that one instead, left running."""
+    existing = os.environ.get("CONSENTGATE_TEST_SPARK_THRIFT")
+    if existing:
+        host, port = existing.rsplit(":", 1)
+        yield ThriftServer(host, int(port), Path(tempfile.gettempdir()))
+        return
+    import pyspark
+
+    spark_home = Path(pyspark.__file__).parent
+    base = Path(tempfile.mkdtemp(prefix="consentgate-thrift-"))
+    for sub in ("pids", "logs", "conf", "warehouse", "derby"):
+        (base / sub).mkdir()
+    (port,) = _free_ports(1)
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_IDENT_STRING": "consentgate",
+        "SPARK_PID_DIR": str(base / "pids"),
+        "SPARK_LOG_DIR": str(base / "logs"),
+        "SPARK_CONF_DIR": str(base / "conf"),  # empty: no spark-defaults.conf from elsewhere
+        "PYSPARK_PYTHON": sys.executable,
+        "TZ": "UTC",
+    }
+    cmd = [
+        "bash", str(spark_home / "sbin" / "spark-daemon.sh"), "submit", THRIFT_CLASS, "1",
+        "--master", "local[2]", "--driver-memory", "1g",
+        "--conf", "spark.ui.enabled=false",
+        "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1",
+        "--conf", "spark.sql.catalogImplementation=hive", "--conf", "spark.sql.session.timeZone=UTC",
+        "--conf", f"spark.sql.warehouse.dir={base / 'warehouse'}",
+        "--conf", f"spark.hadoop.javax.jdo.option.ConnectionURL=jdbc:derby:;databaseName={base / 'derby' / 'metastore_db'};create=true",
+        "--conf", f"spark.driver.extraJavaOptions=-Dderby.system.home={base / 'derby'} -Duser.timezone=UTC",
+        "--conf", "spark.sql.shuffle.partitions=4",
+        "--hiveconf", f"hive.server2.thrift.port={port}", "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1",
+    ]  # fmt: skip
+    try:
+        started = subprocess.run(cmd, env=env, cwd=base, capture_output=True, text=True, timeout=60)
+        if started.returncode != 0:
+            raise RuntimeError(f"spark-daemon.sh submit {THRIFT_CLASS} failed: {started.stderr.strip()}")
+        server = ThriftServer("127.0.0.1", port, base)
+        try:
+            _thrift_ready(server, time.monotonic() + START_TIMEOUT)
+        except Exception as exc:
+            logs = "\n".join(p.read_text()[-3000:] for p in (base / "logs").glob("*.out"))
+            raise RuntimeError(f"the Spark Thrift server did not accept sessions: {exc!r}\n{logs}") from exc
+        yield server
+    finally:
+        _kill_tree(_pids(base))
+        shutil.rmtree(base, ignore_errors=True)

@@ -14,13 +14,14 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from httpserver import serving
-from reference import Event
+from reference import Event, decide, reason_for
+from reference import enforce as reference_enforce
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -231,3 +232,55 @@ def asset_events(dag_run: Any) -> dict[str, dict[str, Any]]:
     with create_session() as session:
         rows = session.query(AssetEvent).filter_by(source_dag_id=dag_run.dag_id, source_run_id=dag_run.run_id)
         return {e.asset.uri: dict(e.extra or {}) for e in rows}
+
+
+# -- the demo policy's datasets and the example project's models, as the e2e tests check them --------
+
+# dataset -> (source, target, row id column, subject column, purpose, normalize): the demo policy
+DEMO_DATASETS = {
+    "customers": ("raw.customers", "consented.customers", "customer_id", "customer_id", "ad_targeting", None),
+    "web_events": ("raw.web_events", "consented.web_events", "event_id", "customer_id", "ad_targeting", None),
+    "purchases": ("raw.purchases", "consented.purchases", "order_id", "customer_id", "ad_targeting", None),
+    "email_engagement": (
+        "raw.email_engagement",
+        "consented.email_engagement",
+        "message_id",
+        "email",
+        "email_marketing",
+        "lower",
+    ),
+}
+
+
+def demo_models(schema: str) -> dict[str, tuple[str, str, str | None]]:
+    """The example project's ad-targeting models in dbt's target schema -> (subject column, purpose,
+    normalize)."""
+    return {
+        f"{schema}.ad_audience": ("customer_id", "ad_targeting", None),
+        f"{schema}.ad_lookalike_seed": ("customer_id", "ad_targeting", None),
+        f"{schema}.ad_customer_features": ("customer_id", "ad_targeting", None),
+        f"{schema}.email_audience": ("email", "email_marketing", "lower"),
+    }
+
+
+def assert_targets_match_reference(state: dict[str, Any], as_of: datetime) -> None:
+    """Every target holds exactly the reference's consented rows; its one lineage row has the same counts.
+    `state`: sources, events, targets (sorted rows per dataset) and lineage rows (run_id, dataset,
+    trigger, task_id, dag_id, airflow_run_id, rows_in, rows_out, the six excluded counts, fingerprint)."""
+    cutoff = as_of.astimezone(UTC).replace(tzinfo=None)
+    for name, (_s, _t, _id, _subj, purpose, normalize) in DEMO_DATASETS.items():
+        kept, counts = reference_enforce(state["sources"][name], state["events"], purpose, cutoff, normalize)
+        assert kept, f"{name}: the reference keeps no row, the check would prove nothing"
+        assert state["targets"][name] == sorted(kept), name
+        rows = [r for r in state["lineage"] if r[2] == "airflow" and r[1] == name]
+        assert len(rows) == 1, (name, rows)
+        assert rows[0][6:14] == (len(kept) + sum(counts.values()), len(kept), *counts.values()), name
+
+
+def assert_models_hold_only_consented_subjects(state: dict[str, Any], as_of: datetime, schema: str) -> None:
+    cutoff = as_of.astimezone(UTC).replace(tzinfo=None)
+    for table, (_col, purpose, normalize) in demo_models(schema).items():
+        decided = decide(state["events"], purpose, cutoff, normalize)
+        subjects = [row[0] for row in state["tables"][table]]
+        assert subjects, f"dbt model {table} is empty"
+        assert [s for s in subjects if reason_for(s, decided, normalize) is not None] == [], table

@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 from cg_airflow import (
+    DEMO_DATASETS,
     REPO,
     api_server,
     asset_events,
     build_demo,
+    demo_models,
     duckdb_conn,
     openlineage_events,
     task_states,
@@ -31,28 +33,10 @@ from reference import enforce as reference_enforce
 pytestmark = pytest.mark.slow
 
 DAG_ID = "consent_enforcement_nightly"
-# dataset -> (source, target, row id column, subject column, purpose, normalize)
-DATASETS = {
-    "customers": ("raw.customers", "consented.customers", "customer_id", "customer_id", "ad_targeting", None),
-    "web_events": ("raw.web_events", "consented.web_events", "event_id", "customer_id", "ad_targeting", None),
-    "purchases": ("raw.purchases", "consented.purchases", "order_id", "customer_id", "ad_targeting", None),
-    "email_engagement": (
-        "raw.email_engagement",
-        "consented.email_engagement",
-        "message_id",
-        "email",
-        "email_marketing",
-        "lower",
-    ),
-}
-# dbt ad-targeting models (dbt_project/integration_tests, as its YAML marks and tests them; the DAG reads
-# them from the build's manifest) -> (subject column, purpose, normalize)
-MODELS = {
-    "main.ad_audience": ("customer_id", "ad_targeting", None),
-    "main.ad_lookalike_seed": ("customer_id", "ad_targeting", None),
-    "main.ad_customer_features": ("customer_id", "ad_targeting", None),
-    "main.email_audience": ("email", "email_marketing", "lower"),
-}
+# the demo policy's datasets; the dbt ad-targeting models (dbt_project/integration_tests, as its YAML
+# marks and tests them; the DAG reads them from the build's manifest)
+DATASETS = DEMO_DATASETS
+MODELS = demo_models("main")
 TABLES = [d[1] for d in DATASETS.values()] + list(MODELS)
 
 

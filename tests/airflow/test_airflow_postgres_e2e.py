@@ -23,33 +23,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cg_airflow import REPO, asset_events, build_demo, task_states, xcoms
+from cg_airflow import (
+    DEMO_DATASETS,
+    REPO,
+    assert_models_hold_only_consented_subjects,
+    assert_targets_match_reference,
+    asset_events,
+    build_demo,
+    demo_models,
+    task_states,
+    xcoms,
+)
 from pgserver import PgServer, fresh_database
-from reference import Event, decide, reason_for
-from reference import enforce as reference_enforce
+from reference import Event
 
 DAG_ID = "consent_enforcement_nightly"
-# dataset -> (source, target, row id column, subject column, purpose, normalize): the demo policy
-DATASETS = {
-    "customers": ("raw.customers", "consented.customers", "customer_id", "customer_id", "ad_targeting", None),
-    "web_events": ("raw.web_events", "consented.web_events", "event_id", "customer_id", "ad_targeting", None),
-    "purchases": ("raw.purchases", "consented.purchases", "order_id", "customer_id", "ad_targeting", None),
-    "email_engagement": (
-        "raw.email_engagement",
-        "consented.email_engagement",
-        "message_id",
-        "email",
-        "email_marketing",
-        "lower",
-    ),
-}
-# dbt ad-targeting models, built by the DAG in dbt's target schema (the connection's, public)
-MODELS = {
-    "public.ad_audience": ("customer_id", "ad_targeting", None),
-    "public.ad_lookalike_seed": ("customer_id", "ad_targeting", None),
-    "public.ad_customer_features": ("customer_id", "ad_targeting", None),
-    "public.email_audience": ("email", "email_marketing", "lower"),
-}
+DATASETS = DEMO_DATASETS
+MODELS = demo_models("public")
 # demo table (DuckDB) -> PostgreSQL table
 COPIED = {
     "raw.customers": "raw.customers",
@@ -188,27 +178,6 @@ def read_state(db: PgServer, run_id: str) -> dict[str, Any]:
         con.close()
 
 
-def assert_targets_match_reference(state: dict[str, Any], as_of: datetime) -> None:
-    """Every target holds exactly the reference's consented rows; its one lineage row has the same counts."""
-    cutoff = as_of.astimezone(UTC).replace(tzinfo=None)
-    for name, (_s, _t, _id, _subj, purpose, normalize) in DATASETS.items():
-        kept, counts = reference_enforce(state["sources"][name], state["events"], purpose, cutoff, normalize)
-        assert kept, f"{name}: the reference keeps no row, the check would prove nothing"
-        assert state["targets"][name] == sorted(kept), name
-        rows = [r for r in state["lineage"] if r[2] == "airflow" and r[1] == name]
-        assert len(rows) == 1, (name, rows)
-        assert rows[0][6:14] == (len(kept) + sum(counts.values()), len(kept), *counts.values()), name
-
-
-def assert_models_hold_only_consented_subjects(state: dict[str, Any], as_of: datetime) -> None:
-    cutoff = as_of.astimezone(UTC).replace(tzinfo=None)
-    for table, (_col, purpose, normalize) in MODELS.items():
-        decided = decide(state["events"], purpose, cutoff, normalize)
-        subjects = [row[0] for row in state["tables"][table]]
-        assert subjects, f"dbt model {table} is empty"
-        assert [s for s in subjects if reason_for(s, decided, normalize) is not None] == [], table
-
-
 @pytest.fixture(scope="module")
 def demo_duckdb(tmp_path_factory) -> Path:
     return build_demo(tmp_path_factory.mktemp("pg-demo") / "warehouse.duckdb", subjects=300)
@@ -328,7 +297,7 @@ def test_pg_day1_every_target_holds_exactly_the_consented_rows(pg_day1, pg_night
 @pytest.mark.postgres
 def test_pg_day1_dbt_models_on_postgres_and_audits_passed(pg_day1, pg_nightly) -> None:
     assert pg_day1["states"]["dbt_build_ad_targeting"] == "success"
-    assert_models_hold_only_consented_subjects(pg_day1, pg_nightly["days"][0])
+    assert_models_hold_only_consented_subjects(pg_day1, pg_nightly["days"][0], "public")
     # The DAG audits the models by their unqualified names (dbt's target schema is the connection's).
     audited = {a["table"] if "." in a["table"] else f"public.{a['table']}": a for a in pg_day1["audits"]}
     assert sorted(audited) == sorted([d[1] for d in DATASETS.values()] + list(MODELS))
@@ -374,7 +343,7 @@ def test_pg_day2_opt_out_removes_the_subject_from_every_target_and_model(
     assert all(s == "success" for s in pg_day2["states"].values()), pg_day2["states"]
     assert pg_day2["runs"][pg_day2["dag_run_id"]]["status"] == "success"
     assert_targets_match_reference(pg_day2, pg_nightly["days"][1])
-    assert_models_hold_only_consented_subjects(pg_day2, pg_nightly["days"][1])
+    assert_models_hold_only_consented_subjects(pg_day2, pg_nightly["days"][1], "public")
     subject, email = pg_opted_out["customer_id"], pg_opted_out["email"]
 
     def holds(state: dict[str, Any], table: str, key: Any, index: int, normalize: bool) -> bool:

@@ -8,7 +8,7 @@ STRING COLLATE UTF8_LCASE, Spark's case-insensitive collation).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,29 +38,23 @@ def _int(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+def _records(scenarios: Sequence[Scenario]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The rows of the two tables: (scenario, subject_text, subject_int, purpose, status, event_ts,
+    recorded_at, expires_at) and (scenario, row_id, subject_text, subject_int)."""
+    events = [
+        (i, _text(e.subject_id), _int(e.subject_id), e.purpose, e.status, e.event_ts, e.recorded_at, e.expires_at)
+        for i, s in enumerate(scenarios)
+        for e in s.events
+    ]  # fmt: skip
+    rows = [(i, row_id, _text(subject), _int(subject)) for i, s in enumerate(scenarios) for row_id, subject in s.rows]  # fmt: skip
+    return events, rows
+
+
 def load(spark: Any, scenarios: Sequence[Scenario], prefix: str = "s") -> list[tuple[str, str]]:
     """Write the scenarios; returns (consent view, dataset view) per scenario, in order."""
     from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
-    events = [
-        (
-            i,
-            _text(e.subject_id),
-            _int(e.subject_id),
-            e.purpose,
-            e.status,
-            e.event_ts,
-            e.recorded_at,
-            e.expires_at,
-        )
-        for i, s in enumerate(scenarios)
-        for e in s.events
-    ]
-    rows = [
-        (i, row_id, _text(subject), _int(subject))
-        for i, s in enumerate(scenarios)
-        for row_id, subject in s.rows
-    ]
+    events, rows = _records(scenarios)
     ev_schema = StructType(
         [StructField("scenario", LongType()), StructField("subject_text", StringType()),
          StructField("subject_int", LongType()), StructField("purpose", StringType()),
@@ -76,18 +70,42 @@ def load(spark: Any, scenarios: Sequence[Scenario], prefix: str = "s") -> list[t
     events = [tuple(_utc(v) for v in e) for e in events]
     spark.createDataFrame(events, ev_schema).write.mode("overwrite").saveAsTable(f"{prefix}_all_events")
     spark.createDataFrame(rows, row_schema).write.mode("overwrite").saveAsTable(f"{prefix}_all_rows")
+    return _views(spark.sql, scenarios, prefix)
+
+
+def load_sql(
+    execute: Callable[..., Any], scenarios: Sequence[Scenario], prefix: str = "s"
+) -> list[tuple[str, str]]:
+    """`load` in SQL alone (for Spark's Thrift server): `execute(sql, params)` runs one statement with
+    `?` parameters; the rows go in as the parameters of one INSERT per table."""
+    events, rows = _records(scenarios)
+    for table, columns, values in (
+        (f"{prefix}_all_events", "scenario BIGINT, subject_text STRING, subject_int BIGINT, purpose STRING, "
+         "status STRING, event_ts TIMESTAMP, recorded_at TIMESTAMP, expires_at TIMESTAMP", events),
+        (f"{prefix}_all_rows", "scenario BIGINT, row_id BIGINT, subject_text STRING, subject_int BIGINT", rows),
+    ):  # fmt: skip
+        execute(f"DROP TABLE IF EXISTS {table}")
+        execute(f"CREATE TABLE {table} ({columns}) USING parquet")
+        if values:
+            marks = ", ".join(f"({', '.join(['?'] * len(values[0]))})" for _ in values)
+            execute(f"INSERT INTO {table} VALUES {marks}", [v for row in values for v in row])
+    return _views(execute, scenarios, prefix)
+
+
+def _views(execute: Callable[..., Any], scenarios: Sequence[Scenario], prefix: str) -> list[tuple[str, str]]:
+    """Two views per scenario over the tables `load` wrote, typed as the scenario asks."""
     names = []
     for i, s in enumerate(scenarios):
         consent, dataset = f"{prefix}{i}_consent", f"{prefix}{i}_rows"
         text = SQL_TYPES[s.text_type]
         subject = "subject_int" if s.consent_subject_type == "integer" else "subject_text"
-        spark.sql(
+        execute(
             f"CREATE OR REPLACE VIEW {consent} AS SELECT CAST({subject} AS {SQL_TYPES[s.consent_subject_type]}) "
             f"AS subject_id, CAST(purpose AS {text}) AS purpose, CAST(status AS {text}) AS status, event_ts, "
             f"recorded_at, expires_at FROM {prefix}_all_events WHERE scenario = {i}"
         )
         subject = "subject_int" if s.subject_type == "integer" else "subject_text"
-        spark.sql(
+        execute(
             f"CREATE OR REPLACE VIEW {dataset} AS SELECT row_id, CAST({subject} AS {SQL_TYPES[s.subject_type]}) "
             f"AS subject FROM {prefix}_all_rows WHERE scenario = {i}"
         )

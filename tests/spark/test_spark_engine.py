@@ -104,35 +104,58 @@ def test_a_target_that_is_a_plain_table_is_refused_and_kept(spark_session) -> No
     assert _ids(spark_session, "mine") == [1]
 
 
-def test_the_consent_log_is_read_once_per_run(spark_session, monkeypatch) -> None:
-    """A withdrawal appended to the log while a run is going cannot split it: the second dataset is
-    decided from the snapshot the first one used."""
-    schema = spark_session.catalog.currentDatabase()
-    _warehouse(spark_session, schema)
+WITHDRAW_A = "('a', 'ad_targeting', 'withdrawn', TIMESTAMP '2026-01-02 00:00:00', NULL, NULL)"
+
+
+def _two_datasets_then(spark_session, monkeypatch, statement: str) -> Policy:
+    """A policy of two datasets over the same source; `statement` runs right after the first one."""
     datasets = tuple(
         Dataset(
             name=n, source="events", target=f"out_{n}", subject_column="customer_id", purpose="ad_targeting"
         )
         for n in ("one", "two")
     )
-    policy = Policy("consent_events", ConsentColumns(), (), datasets)
     enforce_one = Enforcer.enforce
 
-    def then_withdraw(self: Enforcer, ds: Dataset):  # noqa: ANN202
+    def then_change_the_log(self: Enforcer, ds: Dataset):  # noqa: ANN202
         result = enforce_one(self, ds)
         if ds.name == "one":
-            spark_session.sql(
-                "INSERT INTO consent_events VALUES ('a', 'ad_targeting', 'withdrawn', TIMESTAMP '2026-01-02 00:00:00', NULL, NULL)"
-            )
+            spark_session.sql(statement)
         return result
 
-    monkeypatch.setattr(Enforcer, "enforce", then_withdraw)
+    monkeypatch.setattr(Enforcer, "enforce", then_change_the_log)
+    return Policy("consent_events", ConsentColumns(), (), datasets)
+
+
+def test_the_consent_log_is_read_once_per_run(spark_session, monkeypatch) -> None:
+    """A withdrawal appended to the log while a run is going cannot split it: the second dataset is
+    decided from the snapshot the first one used."""
+    schema = spark_session.catalog.currentDatabase()
+    _warehouse(spark_session, schema)
+    policy = _two_datasets_then(spark_session, monkeypatch, f"INSERT INTO consent_events VALUES {WITHDRAW_A}")
     result = run_policy(policy, as_of=T1, connection=spark_session)
     assert result.ok
     assert _ids(spark_session, "out_one") == _ids(spark_session, "out_two") == KEPT[T1]
     assert {d.consent_fingerprint for d in result.datasets} == {result.consent_fingerprint}
     left = spark_session.sql(f"SHOW TABLES LIKE '{spark.DURABLE_MARK}*'").collect()
     assert not left, "the run's snapshot table outlived the run"
+
+
+def test_a_log_rewritten_mid_run_is_not_seen_by_the_run(spark_session, monkeypatch) -> None:
+    """INSERT OVERWRITE of the log while a run is going (a compaction, a rewrite that deletes its
+    files) cannot split the run either: the second dataset is decided from the run's snapshot. (A
+    snapshot defined as a cached view over the log's files, pinned at the start, failed this: once the
+    files were gone, Spark re-computed the cache from no file, and the second dataset saw no consent.)"""
+    schema = spark_session.catalog.currentDatabase()
+    _warehouse(spark_session, schema)
+    kept = ", ".join(f"('{s}', '{p}', '{st}', TIMESTAMP '{ts}', NULL, NULL)" for s, p, st, ts in EVENTS)
+    rewrite = f"INSERT OVERWRITE TABLE consent_events VALUES {kept}, {WITHDRAW_A}"
+    policy = _two_datasets_then(spark_session, monkeypatch, rewrite)
+    result = run_policy(policy, as_of=T1, connection=spark_session)
+    assert result.ok
+    assert _ids(spark_session, "out_one") == _ids(spark_session, "out_two") == KEPT[T1]
+    assert {d.consent_fingerprint for d in result.datasets} == {result.consent_fingerprint}
+    assert spark_session.table("consent_events").count() == len(EVENTS) + 1  # the rewrite went through
 
 
 # -- the CLI, and runs killed at any point ------------------------------------------------------------

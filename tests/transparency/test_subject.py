@@ -214,42 +214,73 @@ event_st = st.builds(
 )
 
 
+def _year_of_runs(con: Any, events: list[Event], cutoffs: list[datetime], param: str) -> dict[str, Any]:
+    """The subject report for "s" after a run per cut-off (two datasets each), on connection `con`."""
+    cur = con.cursor()
+    cur.execute(
+        "CREATE TABLE consent_events (subject_id VARCHAR, purpose VARCHAR, status VARCHAR, event_ts TIMESTAMP, "
+        "recorded_at TIMESTAMP, expires_at TIMESTAMP, source VARCHAR, policy_version VARCHAR)"
+    )
+    for e in events:
+        cur.execute(
+            f"INSERT INTO consent_events VALUES ({', '.join([param] * 6)}, 'test', 'v1')",
+            [e.subject_id, e.purpose, e.status, e.event_ts, e.recorded_at, e.expires_at],
+        )
+    session = session_for(con)
+    lineage.ensure_tables(session)
+    for i, t in enumerate(cutoffs):
+        lineage.write_run(session, lineage.RunRecord(run_id=f"r{i}", as_of=t, status="success"))
+        for name, purpose, normalize in (("ads_ds", "ads", None), ("mail_ds", "mail", "lower")):
+            lineage.write_lineage(
+                session,
+                lineage.LineageRecord(
+                    run_id=f"r{i}",
+                    dataset=name,
+                    source="src",
+                    target=f"t_{name}",
+                    purpose=purpose,
+                    subject_column="k",
+                    normalize=normalize,
+                    rows_in=0,
+                    rows_out=0,
+                ),
+            )
+    return transparency.subject_report(session, "s", now=DAYS[-1])
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=st.lists(event_st, max_size=8), cutoffs=st.lists(st.sampled_from(DAYS), min_size=1, max_size=6))
 def test_every_runs_decision_matches_the_reference(events: list[Event], cutoffs: list[datetime]) -> None:
     con = duckdb.connect()
     try:
-        con.execute(
-            "CREATE TABLE consent_events (subject_id VARCHAR, purpose VARCHAR, status VARCHAR, event_ts TIMESTAMP, "
-            "recorded_at TIMESTAMP, expires_at TIMESTAMP, source VARCHAR, policy_version VARCHAR)"
-        )
-        for e in events:
-            con.execute(
-                "INSERT INTO consent_events VALUES (?, ?, ?, ?, ?, ?, 'test', 'v1')",
-                [e.subject_id, e.purpose, e.status, e.event_ts, e.recorded_at, e.expires_at],
-            )
-        session = session_for(con)
-        lineage.ensure_tables(session)
-        for i, t in enumerate(cutoffs):
-            lineage.write_run(session, lineage.RunRecord(run_id=f"r{i}", as_of=t, status="success"))
-            for name, purpose, normalize in (("ads_ds", "ads", None), ("mail_ds", "mail", "lower")):
-                lineage.write_lineage(
-                    session,
-                    lineage.LineageRecord(
-                        run_id=f"r{i}",
-                        dataset=name,
-                        source="src",
-                        target=f"t_{name}",
-                        purpose=purpose,
-                        subject_column="k",
-                        normalize=normalize,
-                        rows_in=0,
-                        rows_out=0,
-                    ),
-                )
-        report = transparency.subject_report(session, "s", now=DAYS[-1])
+        report = _year_of_runs(con, events, cutoffs, "?")
     finally:
         con.close()
+    _check_against_reference(report, events, cutoffs)
+
+
+@pytest.mark.slow
+def test_every_runs_decision_matches_the_reference_on_postgres(pg_db: Any) -> None:
+    """The same property on PostgreSQL (the cut-offs decided in one statement there too)."""
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        events=st.lists(event_st, max_size=8), cutoffs=st.lists(st.sampled_from(DAYS), min_size=1, max_size=6)
+    )
+    def check(events: list[Event], cutoffs: list[datetime]) -> None:
+        con = pg_db.connect()
+        try:
+            con.cursor().execute("DROP TABLE IF EXISTS consent_events, consentgate_runs, consentgate_lineage")
+            report = _year_of_runs(con, events, cutoffs, "%s")
+        finally:
+            con.rollback()
+            con.close()
+        _check_against_reference(report, events, cutoffs)
+
+    check()
+
+
+def _check_against_reference(report: dict[str, Any], events: list[Event], cutoffs: list[datetime]) -> None:
     for i, t in enumerate(cutoffs):
         run = next(r for r in report["runs"] if r["run_id"] == f"r{i}")
         for ds in run["datasets"]:

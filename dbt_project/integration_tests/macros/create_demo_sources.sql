@@ -15,6 +15,7 @@
 -#}
 {% macro create_demo_sources() %}
   {%- set schema = var('consentgate_source_schema', none) or target.schema -%}
+  {%- set database = consentgate._target_database() -%}  {#- none on Spark (schemas only) -#}
   {%- set tables = {
       'customers': {
           'columns': 'customer_id bigint, email varchar, country varchar, created_at timestamp',
@@ -84,11 +85,13 @@
               "'eve@example.com', 'email_marketing', 'maybe', '2025-12-01 00:00:00', null, null, 'newsletter_form', 'v1'",
           ]},
   } -%}
-  {%- do adapter.create_schema(api.Relation.create(database=target.database, schema=schema)) -%}
-  {%- do adapter.create_schema(api.Relation.create(database=target.database, schema=target.schema)) -%}
+  {%- do adapter.create_schema(api.Relation.create(database=database, schema=schema)) -%}
+  {%- do adapter.create_schema(api.Relation.create(database=database, schema=target.schema)) -%}
+  {#- Spark has no length-less varchar: its text type is string. -#}
+  {%- set text_type = 'string' if target.type == 'spark' else 'varchar' -%}
   {%- set statements = [] -%}
   {%- for name, table in tables.items() -%}
-    {%- set relation = api.Relation.create(database=target.database,
+    {%- set relation = api.Relation.create(database=database,
                                            schema=target.schema if name == 'consent_events' else schema,
                                            identifier=name) -%}
     {%- set values = [] -%}
@@ -96,8 +99,21 @@
       {%- do values.append('(' ~ row ~ ')') -%}
     {%- endfor -%}
     {%- do statements.append('drop table if exists ' ~ relation) -%}
-    {%- do statements.append('create table ' ~ relation ~ ' (' ~ table.columns ~ ')') -%}
-    {%- do statements.append('insert into ' ~ relation ~ ' values ' ~ (values | join(', '))) -%}
+    {%- do statements.append('create table ' ~ relation ~ ' (' ~ (table.columns | replace('varchar', text_type)) ~ ')') -%}
+    {%- if target.type == 'spark' -%}
+      {#- Spark does not store a string literal in a timestamp column: cast each column of the rows. -#}
+      {%- set names = [] -%}
+      {%- set casts = [] -%}
+      {%- for column in table.columns.split(', ') -%}
+        {%- set col_name, col_type = column.split(' ', 1) -%}
+        {%- do names.append(col_name) -%}
+        {%- do casts.append('cast(' ~ col_name ~ ' as ' ~ (col_type | replace('varchar', text_type)) ~ ')') -%}
+      {%- endfor -%}
+      {%- do statements.append('insert into ' ~ relation ~ ' select ' ~ (casts | join(', ')) ~ ' from values '
+                               ~ (values | join(', ')) ~ ' as v(' ~ (names | join(', ')) ~ ')') -%}
+    {%- else -%}
+      {%- do statements.append('insert into ' ~ relation ~ ' values ' ~ (values | join(', '))) -%}
+    {%- endif -%}
   {%- endfor -%}
   {#- run-operation does not commit: run everything in one transaction and commit it. -#}
   {%- for sql in statements -%}
@@ -106,5 +122,5 @@
     {%- endcall -%}
   {%- endfor -%}
   {%- do adapter.commit() -%}
-  {%- do log('consentgate demo sources created in ' ~ target.database ~ '.' ~ schema, info=true) -%}
+  {%- do log('consentgate demo sources created in ' ~ ((database ~ '.') if database else '') ~ schema, info=true) -%}
 {% endmacro %}

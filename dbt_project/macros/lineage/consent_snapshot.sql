@@ -18,7 +18,7 @@
   {%- endif -%}
   {%- set c = consentgate._consent_columns(consent_relation, 'consentgate.log_lineage') -%}
   {%- set cutoff = consentgate.timestamp_literal(as_of) -%}
-  {%- set hash = consentgate.row_hash([c.subject_id, c.purpose, c.status, c.event_ts, c.recorded_at, c.expires_at]) -%}
+  {%- set hash = consentgate.row_hash(consentgate._fingerprint_inputs(consent_relation, c)) -%}
   {%- set sql -%}
 select
     count(*) as events_counted,
@@ -37,4 +37,14 @@ where {{ consentgate.subject_key(c.subject_id) }} is not null
   {%- set row = run_query(sql).rows[0] -%}
   {%- set fingerprint = none if row[1] is none else ('%016x' | format(row[1] | string | int)) -%}
   {{ return({'events_counted': row[0] | int, 'fingerprint': fingerprint}) }}
+{% endmacro %}
+
+{#- The values the fingerprint hashes, in order (subject_id, purpose, status, event_ts, recorded_at,
+    expires_at), as the Python engine hashes them (consentgate.rule.semantics._hash_input). -#}
+{% macro _fingerprint_inputs(consent_relation, c) %}
+  {{ return(adapter.dispatch('_fingerprint_inputs', 'consentgate')(consent_relation, c)) }}
+{% endmacro %}
+
+{% macro default___fingerprint_inputs(consent_relation, c) %}
+  {{ return([c.subject_id, c.purpose, c.status, c.event_ts, c.recorded_at, c.expires_at]) }}
 {% endmacro %}

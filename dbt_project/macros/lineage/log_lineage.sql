@@ -41,12 +41,19 @@
   {{ return(adapter.dispatch('log_lineage', 'consentgate')(results)) }}
 {% endmacro %}
 
-{% macro default__log_lineage(results) %}
+{#-
+  What this invocation adds to its run's evidence, for the log_lineage implementations: a dict with
+  run_id, run_key (its SQL literal), as_of, consent (Relation), consent_table, started_at, finished_at,
+  failed (node ids), consent_tests, planned (dataset names), built ([{result, calls}]), lineage_rows
+  (the rows to write, without run-level merging) and snapshot (the run's consent log as of T:
+  fingerprint, events_counted); or none when there is nothing to record (see log_lineage).
+-#}
+{% macro _lineage_invocation(results) %}
   {%- if not execute -%}
-    {{ return('') }}
+    {{ return(none) }}
   {%- endif -%}
   {%- if (flags.WHICH | string) not in ['build', 'run', 'test', 'seed', 'snapshot', 'retry'] -%}
-    {{ return('') }}
+    {{ return(none) }}
   {%- endif -%}
   {%- set run_id = (consentgate.get_config('run_id') or invocation_id) | string -%}
   {%- set run_key = consentgate._sql_string(run_id) -%}
@@ -87,7 +94,7 @@
   {%- if not (built or consent_tests or failed or planned) -%}
     {%- do log("consentgate.log_lineage: nothing to record for run " ~ run_id
                ~ " (no model with a consented() call, no only_consented test, no failure)", info=true) -%}
-    {{ return('') }}
+    {{ return(none) }}
   {%- endif -%}
 
   {#- The consent log as of T: its fingerprint and counted events, per (consent relation, as_of). -#}
@@ -116,6 +123,21 @@
       {%- do lineage_rows.append(row) -%}
     {%- endfor -%}
   {%- endfor -%}
+
+  {{ return({'run_id': run_id, 'run_key': run_key, 'as_of': as_of, 'consent': consent, 'consent_table': consent_table,
+              'started_at': started_at, 'finished_at': finished_at, 'failed': failed, 'consent_tests': consent_tests,
+              'planned': planned, 'built': built, 'lineage_rows': lineage_rows,
+              'snapshot': snapshots[(consent | string, as_of)]}) }}
+{% endmacro %}
+
+{% macro default__log_lineage(results) %}
+  {%- set inv = consentgate._lineage_invocation(results) -%}
+  {%- if inv is none -%}
+    {{ return('') }}
+  {%- endif -%}
+  {%- set run_id, run_key, as_of, consent_table = inv.run_id, inv.run_key, inv.as_of, inv.consent_table -%}
+  {%- set failed, planned, built, lineage_rows = inv.failed, inv.planned, inv.built, inv.lineage_rows -%}
+  {%- set started_at, finished_at = inv.started_at, inv.finished_at -%}
 
   {#- From here on, one writer at a time: read the run's record, merge this invocation into it. -#}
   {%- set tables = consentgate.evidence_relations(create=false) -%}
@@ -169,8 +191,8 @@
         'status': 'failed' if failed else 'success',
         'as_of': as_of,
         'consent_table': consent_table,
-        'consent_fingerprint': snapshots[(consent | string, as_of)].fingerprint,
-        'consent_events_counted': snapshots[(consent | string, as_of)].events_counted,
+        'consent_fingerprint': inv.snapshot.fingerprint,
+        'consent_events_counted': inv.snapshot.events_counted,
         'trigger': 'dbt',
         'dag_id': none,
         'task_id': none,

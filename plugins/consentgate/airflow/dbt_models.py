@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from consentgate.airflow.hooks import Location, dialect_of, duckdb_path
+from consentgate.airflow.hooks import Location, dialect_of, duckdb_path, spark_location
 from consentgate.dbt.manifest import GatedModel, built, gated_models, load_manifest, load_run_results
 from consentgate.errors import one_line
 
@@ -70,6 +70,8 @@ def _location(conn_id: str) -> Location | None:
     if dialect_of(conn.conn_type) == "duckdb":
         path = duckdb_path(conn_id)
         return Location("duckdb", path=path, database=Path(path).stem) if path else None
+    if dialect_of(conn.conn_type) == "spark":  # sc://host:port, as the operators' asset URIs
+        return spark_location(conn)
     return Location(
         "postgres",
         host=conn.host or "localhost",
@@ -82,6 +84,8 @@ def default_schema(location: Location, env: Mapping[str, str]) -> str:
     """dbt's target schema in the consentgate profile (tables are named with their schema anyway)."""
     if location.dialect == "duckdb":
         return "main"
+    if location.dialect == "spark":
+        return env.get("CONSENTGATE_SPARK_SCHEMA") or os.environ.get("CONSENTGATE_SPARK_SCHEMA") or "default"
     return env.get("CONSENTGATE_PG_SCHEMA") or os.environ.get("CONSENTGATE_PG_SCHEMA") or "public"
 
 

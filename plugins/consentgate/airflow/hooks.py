@@ -33,9 +33,17 @@ from consentgate.rule.names import TableName
 log = logging.getLogger("consentgate")
 
 # Airflow conn type -> consentgate dialect name.
-DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "postgresql": "postgres", "spark_connect": "spark"}
+DIALECTS = {
+    "duckdb": "duckdb",
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "spark_connect": "spark",
+    "hiveserver2": "spark",  # Spark's Thrift server, through the Hive provider's HiveServer2Hook
+}
 #: The Spark Connect port when a spark_connect connection names none (Spark's default).
 SPARK_CONNECT_PORT = 15002
+#: The Thrift server port when a hiveserver2 connection names none (HiveServer2's default).
+HIVESERVER2_PORT = 10000
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,7 @@ def dialect_of(conn_type: str | None, hook: Any = None) -> str:
         if candidate and candidate.lower() in DIALECTS:
             return DIALECTS[candidate.lower()]
     raise UnsupportedConnectionError(
-        f"connection type {conn_type!r} is not supported; use a 'duckdb', 'postgres' or 'spark_connect' connection"
+        f"connection type {conn_type!r} is not supported; use a 'duckdb', 'postgres', 'spark_connect' or 'hiveserver2' connection"
     )
 
 
@@ -130,6 +138,15 @@ def spark_connect_url(conn: Any) -> str:
     return url + ("/;" + ";".join(params) if params else "")
 
 
+def spark_location(conn: Any) -> Location:
+    """The Location of a spark_connect connection (the server of its URL), or of a hiveserver2 one (the
+    Thrift server's host and port), without connecting."""
+    if str(conn.conn_type or "").lower() == "hiveserver2":
+        return Location("spark", host=conn.host or "localhost", port=int(conn.port or HIVESERVER2_PORT))
+    host, port = spark_connect_url(conn).removeprefix("sc://").split("/", 1)[0].rsplit(":", 1)
+    return Location("spark", host=host, port=int(port))
+
+
 def _open_spark_connect(conn_id: str) -> tuple[Any, Location]:
     from airflow.sdk import BaseHook
 
@@ -139,9 +156,31 @@ def _open_spark_connect(conn_id: str) -> tuple[Any, Location]:
     url = spark_connect_url(conn)
     with stage("connecting to the Spark Connect server of connection", conn_id):
         spark = open_spark(url)
-    host, port = url.removeprefix("sc://").split("/", 1)[0].rsplit(":", 1)
     # Owned: closing the connection (open_warehouse) stops the session.
-    return SparkConnection(spark, owned=True), Location("spark", host=host, port=int(port))
+    return SparkConnection(spark, owned=True), spark_location(conn)
+
+
+def _open_hiveserver2(conn_id: str) -> tuple[Any, Location]:
+    """Spark's Thrift server through the Hive provider's HiveServer2Hook (a DbApiHook over PyHive), on
+    the same Spark path as Spark Connect (engine/spark_thrift.py)."""
+    from airflow.sdk import BaseHook
+
+    from consentgate.engine.spark_thrift import SparkThriftConnection, quiet_pyhive
+
+    try:
+        from airflow.providers.apache.hive.hooks.hive import HiveServer2Hook
+    except ImportError:
+        raise_unchained(
+            UnsupportedConnectionError(
+                f"connection {conn_id!r} (type hiveserver2) needs apache-airflow-providers-apache-hive: "
+                "pip install 'consentgate[hive]'"
+            )
+        )
+    conn = BaseHook.get_connection(conn_id)
+    quiet_pyhive()
+    with stage("connecting to the Spark Thrift server of connection", conn_id):
+        con = SparkThriftConnection(HiveServer2Hook(hiveserver2_conn_id=conn_id).get_conn(), owned=True)
+    return con, spark_location(conn)
 
 
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")
@@ -218,8 +257,11 @@ def open_warehouse(conn_id: str) -> Iterator[Warehouse]:
     A missing connection, an in-memory DuckDB or an unsupported conn type fails (never silently enforces
     on a throw-away database). A DuckDB file locked by another process raises DatabaseLockedError.
     """
-    kind = dialect_of(conn_type(conn_id))
+    ctype = conn_type(conn_id)
+    kind = dialect_of(ctype)
     opener = {"duckdb": _open_duckdb, "spark": _open_spark_connect}.get(kind, _open_dbapi)
+    if ctype.lower() == "hiveserver2":
+        opener = _open_hiveserver2
     con, location = opener(conn_id)
     session = session_for(con, location.dialect)
     try:
@@ -246,7 +288,9 @@ def dbt_env(conn_id: str | None) -> dict[str, str]:
     """Environment a consentgate dbt profile reads for the connection: CONSENTGATE_DBT_TARGET (the
     profile target of the connection's dialect, `duckdb`, `postgres` or `spark`), and CONSENTGATE_DUCKDB
     (the DuckDB file), CONSENTGATE_PG_HOST/PORT/USER/PASSWORD/DBNAME/SCHEMA for PostgreSQL, or
-    SPARK_REMOTE (the Spark Connect URL dbt-spark's `method: session` connects to) for Spark."""
+    SPARK_REMOTE (the Spark Connect URL dbt-spark's `method: session` connects to) for Spark, or
+    CONSENTGATE_SPARK_THRIFT_HOST/PORT/USER (target `spark_thrift`, dbt-spark's `method: thrift`) for a
+    hiveserver2 connection to Spark's Thrift server."""
     if not conn_id:
         return {}
     from airflow.sdk import BaseHook
@@ -257,6 +301,16 @@ def dbt_env(conn_id: str | None) -> dict[str, str]:
         # The target follows the connection: a profile whose default target is another engine would
         # otherwise build (and audit) a different database than the one the operators enforced.
         return {"CONSENTGATE_DBT_TARGET": "duckdb", **({"CONSENTGATE_DUCKDB": path} if path else {})}
+    if (
+        str(conn.conn_type or "").lower() == "hiveserver2"
+    ):  # dbt-spark `method: thrift` (docs/spark.md#thrift)
+        where = spark_location(conn)
+        return {
+            "CONSENTGATE_DBT_TARGET": "spark_thrift",
+            "CONSENTGATE_SPARK_THRIFT_HOST": str(where.host),
+            "CONSENTGATE_SPARK_THRIFT_PORT": str(where.port),
+            "CONSENTGATE_SPARK_THRIFT_USER": conn.login or "",
+        }
     if dialect_of(conn.conn_type) == "spark":
         return {"CONSENTGATE_DBT_TARGET": "spark", "SPARK_REMOTE": spark_connect_url(conn)}
     env = {

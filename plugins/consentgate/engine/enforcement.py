@@ -221,6 +221,8 @@ class Enforcer:
         self._consent_cols: tuple[ConsentColumns, dict[str, str]] = (self.columns, {})
         self._decided_for: tuple[str, str | None] | None = None
         self._subject_types: dict[tuple[tuple[str, str], str], str] = {}
+        # The record start_run opened, on Spark: see enforce().
+        self._opened: lineage.RunRecord | None = None
 
     # -- consent --------------------------------------------------------------------------------
     def _consent_types(self) -> tuple[ConsentColumns, dict[str, str]]:
@@ -430,8 +432,17 @@ class Enforcer:
         subject_column = column(ds.subject_column, "subject column")
         started = utcnow()
         warnings: list[str] = []
+        # Spark has no transactions: the run's record is a version read before the write, never a lock.
+        # When this Enforcer opened the run (start_run), it is that record: `running`, this owner's, this
+        # attempt (only the owner writes to a run, and this one closes it after its datasets), so the
+        # two reads of the versioned runs view below would tell nothing new.
+        opened = None if self.d.transactional else self._opened
         with self.session.transaction() as s:
-            attempt = lineage.check_writable(s, self.run_id, self.context.owner, ds.name)
+            attempt = (
+                opened.attempt
+                if opened
+                else lineage.check_writable(s, self.run_id, self.context.owner, ds.name)
+            )
             col = self._resolve_source(source, subject_column)
             self._check_target(source, target)
             if not self._has_consent(ds.purpose, ds.normalize):
@@ -456,7 +467,8 @@ class Enforcer:
                     "nothing was written"
                 )
             finished = utcnow()
-            lineage.ensure_run(s, self._run_record(status="running", started_at=started))
+            if opened is None:
+                lineage.ensure_run(s, self._run_record(status="running", started_at=started))
             lineage.write_lineage(
                 s,
                 lineage.LineageRecord(
@@ -536,7 +548,8 @@ class Enforcer:
         if process:
             record.pid, record.host = lineage.this_process()
         with self.session.transaction() as s:
-            return lineage.open_run(s, record)
+            self._opened = lineage.open_run(s, record)
+            return self._opened
 
 
 # -- sessions and failure records --------------------------------------------------------------

@@ -116,8 +116,7 @@ def ensure_tables(session: Session) -> None:
     """Create the evidence tables if missing, and add the columns a table of an older version lacks."""
     ddl = resources.files("consentgate.engine").joinpath("ddl.sql").read_text()
     if not session.dialect.transactional:  # Spark: append-only logs behind views (engine/spark.py)
-        for statement in spark.evidence_statements(ddl, VERSION_KEYS):
-            session.run(statement)
+        spark.ensure_evidence(session, ddl, VERSION_KEYS)
         return
     for statement in ddl.split(";"):
         body = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--"))
@@ -153,8 +152,26 @@ def this_process() -> tuple[int, str]:
 
 
 def _stored(session: Session, run_id: str) -> dict[str, Any] | None:
+    if not session.dialect.transactional:
+        return _latest_version(session, run_id)
     found = read_runs(session, run_id, limit=1)
     return found[0] if found else None
+
+
+def _latest_version(session: Session, run_id: str) -> dict[str, Any] | None:
+    """On Spark, the run's row as the `consentgate_runs` view shows it (its latest version, unless a
+    tombstone), read from the log with the run's key pushed down, not through the view's window over
+    every run's versions: one Spark job instead of two."""
+    p = session.dialect.param
+    found = _dicts(
+        session,
+        f"SELECT * FROM {spark.log_table(RUNS)} WHERE run_id = {p} ORDER BY {spark.VERSION} DESC LIMIT 1",
+        [run_id],
+    )
+    if not found or found[0].get("trigger") == spark.TOMBSTONE:
+        return None
+    found[0].pop(spark.VERSION)
+    return found[0]
 
 
 def _refusal(run: dict[str, Any], owner: str | None) -> str | None:
@@ -257,13 +274,20 @@ def finish_run(
 ) -> bool:
     """Close `owner`'s run. A successful run is never changed, nor another owner's. True if closed."""
     p = session.dialect.param
+    if not session.dialect.transactional:  # the closing version, written last (the commit record)
+        run = _stored(session, run_id)  # one read of the record: the check and the closing version
+        if (
+            run is None
+            or owner is None
+            or run.get("owner") != owner
+            or run.get("status") in (None, "success")
+        ):
+            return False
+        _insert(session, RUNS, {**run, "status": status, "finished_at": finished_at, "error": error})
+        return True
     where = f"WHERE run_id = {p} AND owner = {p} AND status <> 'success'"
     if not session.all(f"SELECT 1 FROM {RUNS} {where}", [run_id, owner]):
         return False
-    if not session.dialect.transactional:  # the closing version, written last (the commit record)
-        run = _stored(session, run_id) or {}
-        _insert(session, RUNS, {**run, "status": status, "finished_at": finished_at, "error": error})
-        return True
     session.run(
         f"UPDATE {RUNS} SET status = {p}, finished_at = {p}, error = {p} {where}",
         [status, finished_at, error, run_id, owner],

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from consentgate.engine import spark
+from consentgate.engine import spark, spark_thrift
 from consentgate.errors import (
     ConsentGateError,
     DatabaseLockedError,
@@ -326,7 +326,9 @@ def session_for(connection: Any, dialect: str | Dialect | None = None) -> Sessio
         d = for_name(dialect)
     else:
         d = DUCKDB if "duckdb" in type(connection).__module__ else for_name("postgres")
-    if d is SPARK or isinstance(connection, spark.SparkConnection) or spark.is_spark_session(connection):
+    if spark_thrift.is_thrift_connection(connection):  # Spark's Thrift server (HiveServer2, PyHive)
+        connection, d = spark_thrift.SparkThriftConnection(connection), SPARK
+    elif d is SPARK or isinstance(connection, spark.SparkConnection) or spark.is_spark_session(connection):
         if not isinstance(connection, spark.SparkConnection):
             connection = spark.SparkConnection(connection)
         d = SPARK

@@ -38,6 +38,9 @@ TABLE_PROPERTY, RUN_PROPERTY = "consentgate.table", "consentgate.run_id"
 #: The physical, append-only table of each evidence view, and the columns naming one row of it.
 LOG_SUFFIX = "_log"
 VERSION = "version"
+#: A version whose `trigger` is this hides its key from the view: the row is gone (dbt's log_lineage
+#: writes one for a model's lineage row that a later invocation of the run no longer has).
+TOMBSTONE = "superseded"
 #: Retries of the first round trip to a Spark Connect server before it counts as unreachable.
 PROBE_RETRIES = 4
 #: Error conditions of DESCRIBE for a relation that does not exist.
@@ -179,13 +182,18 @@ class SparkConnection:
             if _condition(exc) in NOT_FOUND:
                 return []
             raise
-        found: list[tuple[str, str, str, str]] = []
-        for row in rows:
-            col, dtype = str(row[0] or ""), str(row[1] or "")
-            if not col or col.startswith("#"):
-                break  # partition and detail sections follow the columns
-            found.append((schema.lower(), name.lower(), col, dtype))
-        return found
+        return described_columns(rows, schema, name)
+
+
+def described_columns(rows: Sequence[Any], schema: str, name: str) -> list[tuple[str, str, str, str]]:
+    """(schema, table, column, type) from the rows of `DESCRIBE TABLE schema.name`."""
+    found: list[tuple[str, str, str, str]] = []
+    for row in rows:
+        col, dtype = str(row[0] or ""), str(row[1] or "")
+        if not col or col.startswith("#"):
+            break  # partition and detail sections follow the columns
+        found.append((schema.lower(), name.lower(), col, dtype))
+    return found
 
 
 def _condition(exc: BaseException) -> str | None:
@@ -359,8 +367,25 @@ def _spark_column(line: str) -> tuple[str, str] | None:
 
 def evidence_statements(ddl: str, keys: dict[str, Sequence[str]]) -> list[str]:
     """Spark's evidence tables from the portable DDL: for each table, an append-only `<table>_log`
-    (the same columns and a `version`) and a view `<table>` showing each key's latest version."""
-    statements: list[str] = []
+    (the same columns and a `version`) and a view `<table>` showing each key's latest version, unless
+    that version is a TOMBSTONE. dbt's spark__log_lineage writes the same tables (macros/spark)."""
+    return [statement for _name, statement in _evidence_objects(ddl, keys)]
+
+
+def ensure_evidence(session: Any, ddl: str, keys: dict[str, Sequence[str]]) -> None:
+    """Create the evidence logs and views of evidence_statements that the current schema lacks: one
+    listing of the schema, not a metastore round trip per object, on every run."""
+    objects = _evidence_objects(ddl, keys)
+    listed = session.all(f"SHOW TABLES LIKE '{'|'.join(name for name, _s in objects)}'")
+    have = {str(row[1]).lower() for row in listed if not bool(row[2])}
+    for name, statement in objects:
+        if name.lower() not in have:
+            session.run(statement)  # IF NOT EXISTS: a concurrent run may have created it meanwhile
+
+
+def _evidence_objects(ddl: str, keys: dict[str, Sequence[str]]) -> list[tuple[str, str]]:
+    """(name, CREATE ... IF NOT EXISTS statement) of each evidence log and view, logs first."""
+    statements: list[tuple[str, str]] = []
     for chunk in ddl.split(";"):
         body = "\n".join(line for line in chunk.splitlines() if not line.strip().startswith("--"))
         m = _DDL_TABLE.search(body.strip())
@@ -372,12 +397,13 @@ def evidence_statements(ddl: str, keys: dict[str, Sequence[str]]) -> list[str]:
         typed = ", ".join(f"{quote(n)} {t}" for n, t in columns)
         log = log_table(table)
         statements.append(
-            f"CREATE TABLE IF NOT EXISTS {quote(log)} ({typed}, {VERSION} BIGINT) USING parquet"
+            (log, f"CREATE TABLE IF NOT EXISTS {quote(log)} ({typed}, {VERSION} BIGINT) USING parquet")
         )
         partition = ", ".join(quote(k) for k in keys[table])
-        statements.append(
+        view = (
             f"CREATE VIEW IF NOT EXISTS {quote(table)} AS SELECT {names} FROM (SELECT *, row_number() OVER "
             f"(PARTITION BY {partition} ORDER BY {VERSION} DESC) AS _consentgate_n FROM {quote(log)}) "
-            "WHERE _consentgate_n = 1"
+            f"WHERE _consentgate_n = 1 AND coalesce({quote('trigger')}, '') <> '{TOMBSTONE}'"
         )
+        statements.append((table, view))
     return statements

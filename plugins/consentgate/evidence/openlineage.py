@@ -300,17 +300,58 @@ def emit_run(
     :param client: an OpenLineageClient; default: built from the environment, and only if configured
     :return: the number of events sent (0 when not configured or on any error, which is logged)
     """
+    return _send(
+        f"run {result.run_id}",
+        client,
+        (database, location),
+        default_schema,
+        lambda e: _emit_run(e, result, policy, consent_table, started_at),
+    )
+
+
+def _send(
+    what: str,
+    client: Any,
+    where: tuple[str | Path | None, tuple[str, str] | None],
+    default_schema: str,
+    body: Any,
+) -> int:
+    """Run `body(emitter)` for the datasets of `where` (database, location: see _location) and return
+    the number of events it sent: 0 when OpenLineage is not
+    configured (and no client is given); any error is logged as one line, never raised (lineage never
+    fails the work it describes)."""
     if client is None and not enabled():
         return 0
     emitter = None
     try:
-        emitter = _Emitter(
-            client or make_client(), job_namespace(), _location(database, location), default_schema
-        )
-        _emit_run(emitter, result, policy, consent_table, started_at)
+        emitter = _Emitter(client or make_client(), job_namespace(), _location(*where), default_schema)
+        body(emitter)
     except Exception as exc:  # noqa: BLE001 - lineage never fails the work it describes
-        log.warning("OpenLineage events for run %s not (all) sent: %s", result.run_id, one_line(exc))
+        log.warning("OpenLineage events for %s not (all) sent: %s", what, one_line(exc))
     return emitter.sent if emitter else 0
+
+
+def _error_facet(message: str) -> dict[str, Any]:
+    from openlineage.client.facet_v2 import error_message_run
+
+    return {
+        "errorMessage": error_message_run.ErrorMessageRunFacet(message=message, programmingLanguage="python")
+    }
+
+
+def _emit_start_fail(
+    e: _Emitter,
+    job: str,
+    uid: str,
+    started_at: datetime | None,
+    error: BaseException | str,
+    inputs: Any,
+    outputs: Any,
+) -> None:
+    """START then FAIL of a job that failed before any of its parts ran."""
+    message = error if isinstance(error, str) else one_line(error)
+    e.emit("START", started_at or utcnow(), job, uid, e.outer_facets(), inputs, outputs)
+    e.emit("FAIL", utcnow(), job, uid, {**e.outer_facets(), **_error_facet(message)}, inputs, outputs)
 
 
 def _emit_run(
@@ -320,8 +361,6 @@ def _emit_run(
     consent_table: str | None,
     started_at: datetime | None,
 ) -> None:
-    from openlineage.client.facet_v2 import error_message_run
-
     start = started_at or utcnow()
     consent = consent_table or (policy.consent_table if policy else None)
     consent_in = [consent] if consent else []
@@ -362,14 +401,10 @@ def _emit_run(
         outputs = e.outputs([d.target]) if d else []
         facets = {"parent": e.parent_facet(result.run_id)}
         e.emit("START", start, job, child, facets, inputs, outputs)
-        error_facet = error_message_run.ErrorMessageRunFacet(message=error, programmingLanguage="python")
-        e.emit("FAIL", utcnow(), job, child, {**facets, "errorMessage": error_facet}, inputs, outputs)
+        e.emit("FAIL", utcnow(), job, child, {**facets, **_error_facet(error)}, inputs, outputs)
     final = {**e.outer_facets()}
     if not result.ok:
-        message = "; ".join(f"{k}: {v}" for k, v in result.errors.items())
-        final["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-            message=message, programmingLanguage="python"
-        )
+        final |= _error_facet("; ".join(f"{k}: {v}" for k, v in result.errors.items()))
     e.emit(
         "COMPLETE" if result.ok else "FAIL",
         utcnow(),
@@ -393,38 +428,17 @@ def emit_failed_run(
     client: Any = None,
 ) -> int:
     """Emit START and FAIL for a run that failed before any dataset (e.g. an unreadable consent log)."""
-    if client is None and not enabled():
-        return 0
-    emitter = None
-    try:
-        from openlineage.client.facet_v2 import error_message_run
-
-        emitter = _Emitter(
-            client or make_client(), job_namespace(), _location(database, location), default_schema
-        )
-        message = error if isinstance(error, str) else one_line(error)
-        tables = [d.source for d in policy.datasets] + [policy.consent_table] if policy else []
-        outputs = emitter.outputs([d.target for d in policy.datasets]) if policy else []
-        uid = ol_run_id(run_id)
-        emitter.emit(
-            "START",
-            started_at or utcnow(),
-            JOB_NAME,
-            uid,
-            emitter.outer_facets(),
-            emitter.inputs(tables),
-            outputs,
-        )
-        facets = {
-            **emitter.outer_facets(),
-            "errorMessage": error_message_run.ErrorMessageRunFacet(
-                message=message, programmingLanguage="python"
-            ),
-        }
-        emitter.emit("FAIL", utcnow(), JOB_NAME, uid, facets, emitter.inputs(tables), outputs)
-    except Exception as exc:  # noqa: BLE001
-        log.warning("OpenLineage events for run %s not (all) sent: %s", run_id, one_line(exc))
-    return emitter.sent if emitter else 0
+    tables = [d.source for d in policy.datasets] + [policy.consent_table] if policy else []
+    targets = [d.target for d in policy.datasets] if policy else []
+    return _send(
+        f"run {run_id}",
+        client,
+        (database, location),
+        default_schema,
+        lambda e: _emit_start_fail(
+            e, JOB_NAME, ol_run_id(run_id), started_at, error, e.inputs(tables), e.outputs(targets)
+        ),
+    )
 
 
 def emit_ingest(
@@ -444,36 +458,23 @@ def emit_ingest(
     :param client: an OpenLineageClient; default: built from the environment, and only if configured
     :return: the number of events sent (0 when not configured, without records, or on any error, logged)
     """
-    if not records or (client is None and not enabled()):
+    if not records:
         return 0
-    emitter = None
-    try:
-        emitter = _Emitter(
-            client or make_client(), job_namespace(), _location(database, location), default_schema
-        )
-        _emit_ingest(emitter, records)
-    except Exception as exc:  # noqa: BLE001 - lineage never fails the work it describes
-        log.warning(
-            "OpenLineage events for ingest %s not (all) sent: %s", records[0].ingest_id, one_line(exc)
-        )
-    return emitter.sent if emitter else 0
+    return _send(
+        f"ingest {records[0].ingest_id}",
+        client,
+        (database, location),
+        default_schema,
+        lambda e: _emit_ingest(e, records),
+    )
 
 
 def _emit_ingest(e: _Emitter, records: Sequence[IngestRecord]) -> None:
-    from openlineage.client.facet_v2 import error_message_run
-
     ingest_id = records[0].ingest_id
     parent_uuid = ol_run_id(ingest_id)
     tables = [r.source_table for r in records]
     logs = [r.consent_table for r in records]
     start = min(r.started_at for r in records)
-
-    def failure(message: str) -> dict[str, Any]:
-        return {
-            "errorMessage": error_message_run.ErrorMessageRunFacet(
-                message=message, programmingLanguage="python"
-            )
-        }
 
     e.emit("START", start, INGEST_JOB_NAME, parent_uuid, e.outer_facets(), e.inputs(tables), e.outputs(logs))
     for r in records:
@@ -484,12 +485,12 @@ def _emit_ingest(e: _Emitter, records: Sequence[IngestRecord]) -> None:
         facets = {"parent": e.parent_facet(ingest_id, INGEST_JOB_NAME)}
         e.emit("START", r.started_at, job, child, facets, inputs, outputs)
         ok = r.status == "success"
-        end = {**facets, **({} if ok else failure(r.error or "failed"))}
+        end = {**facets, **({} if ok else _error_facet(r.error or "failed"))}
         e.emit("COMPLETE" if ok else "FAIL", r.finished_at or utcnow(), job, child, end, inputs, outputs)
     failed = [r for r in records if r.status != "success"]
     final = {
         **e.outer_facets(),
-        **(failure("; ".join(f"{r.source}: {r.error}" for r in failed)) if failed else {}),
+        **(_error_facet("; ".join(f"{r.source}: {r.error}" for r in failed)) if failed else {}),
     }
     written: dict[str, int] = {}
     for r in records:
@@ -521,29 +522,14 @@ def emit_failed_ingest(
 ) -> int:
     """Emit START and FAIL of an ingest that stopped before any source was ingested (a source that
     cannot be read stops them all): inputs the policy's source tables, output its consent log."""
-    if client is None and not enabled():
-        return 0
-    emitter = None
-    try:
-        from openlineage.client.facet_v2 import error_message_run
-
-        emitter = _Emitter(
-            client or make_client(), job_namespace(), _location(database, location), default_schema
-        )
-        message = error if isinstance(error, str) else one_line(error)
-        inputs = emitter.inputs([s.table for s in policy.sources]) if policy else []
-        outputs = emitter.outputs([policy.consent_table]) if policy else []
-        uid = ol_run_id(ingest_id)
-        emitter.emit(
-            "START", started_at or utcnow(), INGEST_JOB_NAME, uid, emitter.outer_facets(), inputs, outputs
-        )
-        facets = {
-            **emitter.outer_facets(),
-            "errorMessage": error_message_run.ErrorMessageRunFacet(
-                message=message, programmingLanguage="python"
-            ),
-        }
-        emitter.emit("FAIL", utcnow(), INGEST_JOB_NAME, uid, facets, inputs, outputs)
-    except Exception as exc:  # noqa: BLE001
-        log.warning("OpenLineage events for ingest %s not (all) sent: %s", ingest_id, one_line(exc))
-    return emitter.sent if emitter else 0
+    tables = [src.table for src in policy.sources] if policy else []
+    logs = [policy.consent_table] if policy else []
+    return _send(
+        f"ingest {ingest_id}",
+        client,
+        (database, location),
+        default_schema,
+        lambda e: _emit_start_fail(
+            e, INGEST_JOB_NAME, ol_run_id(ingest_id), started_at, error, e.inputs(tables), e.outputs(logs)
+        ),
+    )

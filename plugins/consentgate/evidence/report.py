@@ -14,9 +14,7 @@ empty with a note; only a missing run or database is an error.
 
 from __future__ import annotations
 
-import html
 import logging
-import math
 from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
@@ -29,32 +27,13 @@ from consentgate.engine.policy import Policy
 from consentgate.engine.session import Session, open_database
 from consentgate.errors import ConsentGateError, RunNotFoundError, one_line
 from consentgate.evidence import people, transparency, verification
+from consentgate.evidence.charts import LABELS, column_chart, esc, hbar_chart, legend, line_chart, num
 from consentgate.rule.semantics import REASONS, purpose_key
 
 log = logging.getLogger("consentgate")
 
 TREND_RUNS = 30
 CHANGE_CLASSES = ("granted", "withdrawn", "denied", "invalid")
-COLORS = {
-    "kept": "#2f855a",
-    "null_subject": "#a0aec0",
-    "no_consent": "#718096",
-    "denied": "#dd6b20",
-    "withdrawn": "#c53030",
-    "expired": "#d69e2e",
-    "invalid": "#6b46c1",
-    "granted": "#2f855a",
-    "rows_in": "#2b6cb0",
-    "rows_out": "#2f855a",
-    "consented": "#2f855a",
-}
-LABELS = {
-    "kept": "kept",
-    "rows_in": "rows in",
-    "rows_out": "rows out",
-    **{r: r.replace("_", " ") for r in REASONS},
-}
-
 RunHref = Callable[[str], str]
 
 # -- data -----------------------------------------------------------------------------------------
@@ -183,180 +162,6 @@ def consent_changes(
     return out
 
 
-# -- SVG ------------------------------------------------------------------------------------------
-
-
-def _esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _num(n: float | int | None) -> str:
-    if n is None:
-        return "-"
-    return f"{n:,.0f}" if float(n).is_integer() else f"{n:,.1f}"
-
-
-def _scale(v: float) -> tuple[float, int]:
-    """(axis maximum, number of ticks): the smallest 1/2/2.5/5 x 10^k step reaching v in at most 5 ticks."""
-    if v <= 0:
-        return 1.0, 1
-    k = max(len(str(int(v))) - 2, 0)
-    while True:
-        for m in (1, 2, 2.5, 5):
-            step = m * 10**k
-            n = math.ceil(v / step)
-            if n <= 5:
-                return float(step * n), n
-        k += 1
-
-
-def _legend(keys: list[str]) -> str:
-    return (
-        '<div class="legend">'
-        + "".join(f'<span style="--c:{COLORS[k]}">{_esc(LABELS.get(k, k))}</span>' for k in keys)
-        + "</div>"
-    )
-
-
-def hbar_chart(chart: str, rows: list[tuple[str, list[tuple[str, int]]]], width: int = 1000) -> str:
-    """Horizontal stacked bars, one per row label, segments (key, value) in order."""
-    label_w, bar_h, gap, right = 190, 22, 12, 90
-    height = len(rows) * (bar_h + gap) + 24
-    total_max, ticks = _scale(max((sum(v for _, v in segs) for _, segs in rows), default=0))
-    scale = (width - label_w - right) / total_max
-    out = [
-        f'<svg class="chart" data-chart="{_esc(chart)}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{_esc(chart)}" xmlns="http://www.w3.org/2000/svg">'
-    ]
-    for i in range(ticks + 1):
-        x = label_w + (width - label_w - right) * i / ticks
-        out.append(f'<line class="grid" x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 20}"/>')
-        out.append(
-            f'<text x="{x:.1f}" y="{height - 6}" text-anchor="middle">{_num(total_max * i / ticks)}</text>'
-        )
-    for r, (label, segs) in enumerate(rows):
-        y = r * (bar_h + gap) + 4
-        total = sum(v for _, v in segs)
-        out.append(f'<g data-row="{_esc(label)}" data-total="{total}">')
-        out.append(
-            f'<text x="{label_w - 8}" y="{y + bar_h * 0.7:.1f}" text-anchor="end">{_esc(label)}</text>'
-        )
-        x = float(label_w)
-        for key, value in segs:
-            w = value * scale
-            out.append(
-                f'<rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{bar_h}" fill="{COLORS[key]}" '
-                f'data-row="{_esc(label)}" data-segment="{_esc(key)}" data-value="{int(value)}">'
-                f"<title>{_esc(label)}: {_esc(LABELS.get(key, key))} {_num(value)}</title></rect>"
-            )
-            x += w
-        out.append(f'<text x="{x + 6:.1f}" y="{y + bar_h * 0.7:.1f}">{_num(total)}</text></g>')
-    out.append("</svg>")
-    return "".join(out)
-
-
-def column_chart(
-    chart: str,
-    x: list[tuple[str, str]],
-    series: list[tuple[str, list[int]]],
-    *,
-    stacked: bool = True,
-    width: int = 1000,
-    height: int = 240,
-) -> str:
-    """Columns per x (id, label): stacked or side by side series (key, values)."""
-    left, bottom, top = 60, 46, 10
-    plot_w, plot_h = width - left - 10, height - bottom - top
-    if stacked:
-        peak = max((sum(vals[i] for _, vals in series) for i in range(len(x))), default=0)
-    else:
-        peak = max((v for _, vals in series for v in vals), default=0)
-    ymax, ticks = _scale(peak)
-    slot = plot_w / max(len(x), 1)
-    out = [
-        f'<svg class="chart" data-chart="{_esc(chart)}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{_esc(chart)}" xmlns="http://www.w3.org/2000/svg">'
-    ]
-    out += _y_axis(left, top, plot_w, plot_h, ymax, ticks)
-    inner = slot * 0.7 if stacked else slot * 0.8 / max(len(series), 1)
-    for i, (xid, xlabel) in enumerate(x):
-        x0 = left + i * slot + (slot - (inner if stacked else inner * len(series))) / 2
-        base = 0.0
-        out.append(f'<g data-x="{_esc(xid)}">')
-        for s, (key, vals) in enumerate(series):
-            v = vals[i]
-            h = v / ymax * plot_h
-            bx = x0 if stacked else x0 + s * inner
-            by = top + plot_h - h - (base if stacked else 0)
-            out.append(
-                f'<rect x="{bx:.2f}" y="{by:.2f}" width="{max(inner - 1, 1):.2f}" height="{h:.2f}" '
-                f'fill="{COLORS[key]}" data-x="{_esc(xid)}" data-series="{_esc(key)}" data-value="{int(v)}">'
-                f"<title>{_esc(xlabel)}: {_esc(LABELS.get(key, key))} {_num(v)}</title></rect>"
-            )
-            if stacked:
-                base += h
-        out.append("</g>")
-        out += _x_label(left + i * slot + slot / 2, top + plot_h, xlabel, len(x))
-    out.append("</svg>")
-    return "".join(out)
-
-
-def line_chart(
-    chart: str,
-    x: list[tuple[str, str]],
-    series: list[tuple[str, list[int]]],
-    *,
-    width: int = 1000,
-    height: int = 240,
-) -> str:
-    left, bottom, top = 60, 46, 10
-    plot_w, plot_h = width - left - 10, height - bottom - top
-    ymax, ticks = _scale(max((v for _, vals in series for v in vals), default=0))
-    slot = plot_w / max(len(x), 1)
-    out = [
-        f'<svg class="chart" data-chart="{_esc(chart)}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{_esc(chart)}" xmlns="http://www.w3.org/2000/svg">'
-    ]
-    out += _y_axis(left, top, plot_w, plot_h, ymax, ticks)
-    for key, vals in series:
-        pts = [(left + i * slot + slot / 2, top + plot_h - v / ymax * plot_h) for i, v in enumerate(vals)]
-        path = " ".join(f"{px:.1f},{py:.1f}" for px, py in pts)
-        out.append(
-            f'<polyline points="{path}" fill="none" stroke="{COLORS[key]}" stroke-width="2.5" data-series="{_esc(key)}"/>'
-        )
-        for (px, py), (xid, xlabel), v in zip(pts, x, vals, strict=True):
-            out.append(
-                f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3.5" fill="{COLORS[key]}" data-x="{_esc(xid)}" '
-                f'data-series="{_esc(key)}" data-value="{int(v)}"><title>{_esc(xlabel)}: '
-                f"{_esc(LABELS.get(key, key))} {_num(v)}</title></circle>"
-            )
-    for i, (_xid, xlabel) in enumerate(x):
-        out += _x_label(left + i * slot + slot / 2, top + plot_h, xlabel, len(x))
-    out.append("</svg>")
-    return "".join(out)
-
-
-def _y_axis(left: int, top: int, plot_w: float, plot_h: float, ymax: float, ticks: int) -> list[str]:
-    out = []
-    for i in range(ticks + 1):
-        y = top + plot_h - plot_h * i / ticks
-        out.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{left + plot_w:.1f}" y2="{y:.1f}"/>')
-        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_num(ymax * i / ticks)}</text>')
-    out.append(
-        f'<line class="axis" x1="{left}" y1="{top + plot_h:.1f}" x2="{left + plot_w:.1f}" y2="{top + plot_h:.1f}"/>'
-    )
-    return out
-
-
-def _x_label(cx: float, y: float, label: str, n: int) -> list[str]:
-    if n > 12:  # rotate when crowded
-        return [
-            f'<text x="{cx:.1f}" y="{y + 12:.1f}" text-anchor="end" transform="rotate(-40 {cx:.1f} {y + 12:.1f})">'
-            f"{_esc(label)}</text>"
-        ]
-    return [f'<text x="{cx:.1f}" y="{y + 16:.1f}" text-anchor="middle">{_esc(label)}</text>']
-
-
 # -- HTML -----------------------------------------------------------------------------------------
 
 
@@ -385,8 +190,8 @@ def _duration(seconds: float | None) -> str:
 
 def _card(label: str, value: str, small: bool = False) -> str:
     return (
-        f'<div class="card"><div class="label">{_esc(label)}</div>'
-        f'<div class="value{" small" if small else ""}">{_esc(value)}</div></div>'
+        f'<div class="card"><div class="label">{esc(label)}</div>'
+        f'<div class="value{" small" if small else ""}">{esc(value)}</div></div>'
     )
 
 
@@ -413,26 +218,26 @@ def _people_section(data: dict[str, Any]) -> str:
     label = {r["purpose"]: r["purpose"] + (" (keys lower-cased)" if r["normalize"] else "") for r in rows}
     if len({r["purpose"] for r in rows}) == len(rows):
         label = {r["purpose"]: r["purpose"] for r in rows}
-    out = [head, _legend(list(people.DECISIONS))]
+    out = [head, legend(list(people.DECISIONS))]
     out.append(
         hbar_chart("people", [(label[r["purpose"]], [(k, r[k]) for k in people.DECISIONS]) for r in rows])
     )
     table = [
         '<div class="scroll"><table><tr><th class=l>purpose</th><th class=l>what it means (the policy\'s text)</th>'
-        "<th>people</th>" + "".join(f"<th>{_esc(LABELS.get(k, k))}</th>" for k in people.DECISIONS) + "</tr>"
+        "<th>people</th>" + "".join(f"<th>{esc(LABELS.get(k, k))}</th>" for k in people.DECISIONS) + "</tr>"
     ]
     for r in rows:
         text = (descriptions or {}).get(r["purpose"])
         shown = (
-            _esc(text)
+            esc(text)
             if text
             else '<span class="empty">no description: report with the policy (--policy)</span>'
         )
         table.append(
-            f'<tr data-purpose="{_esc(r["purpose"])}" data-normalize="{_esc(r["normalize"] or "")}" '
-            f'data-people="{r["people"]}"><td class=l>{_esc(label[r["purpose"]])}</td>'
-            f'<td class="l desc">{shown}</td><td>{_num(r["people"])}</td>'
-            + "".join(f'<td data-decision="{k}">{_num(r[k])}</td>' for k in people.DECISIONS)
+            f'<tr data-purpose="{esc(r["purpose"])}" data-normalize="{esc(r["normalize"] or "")}" '
+            f'data-people="{r["people"]}"><td class=l>{esc(label[r["purpose"]])}</td>'
+            f'<td class="l desc">{shown}</td><td>{num(r["people"])}</td>'
+            + "".join(f'<td data-decision="{k}">{num(r[k])}</td>' for k in people.DECISIONS)
             + "</tr>"
         )
     table.append("</table></div>")
@@ -445,7 +250,7 @@ def _ingests_section(data: dict[str, Any]) -> str:
         return ""
     prev = data["previous"]
     window = (
-        f"after the previous run's cut-off ({_esc(_ts(prev['as_of']))}) and by this run's"
+        f"after the previous run's cut-off ({esc(_ts(prev['as_of']))}) and by this run's"
         if prev
         else "by this run's cut-off"
     )
@@ -462,15 +267,15 @@ def _ingests_section(data: dict[str, Any]) -> str:
         "<th class=l>watermark</th><th class=l>recorded</th></tr>"
     ]
     for i in ingests:
-        rejected = ", ".join(f"{_esc(k)} {_num(v)}" for k, v in sorted(i["rejected"].items())) or "none"
-        watermark = f"{_esc(_ts(i['watermark_from']))} → {_esc(_ts(i['watermark_to']))}"
+        rejected = ", ".join(f"{esc(k)} {num(v)}" for k, v in sorted(i["rejected"].items())) or "none"
+        watermark = f"{esc(_ts(i['watermark_from']))} → {esc(_ts(i['watermark_to']))}"
         table.append(
-            f'<tr data-ingest="{_esc(i["source"])}" data-status="{_esc(i["status"])}" '
+            f'<tr data-ingest="{esc(i["source"])}" data-status="{esc(i["status"])}" '
             f'data-read="{i["observations_read"]}" data-written="{i["events_written"]}" '
-            f'data-rejected="{sum(i["rejected"].values())}"><td class=l>{_esc(i["source"])}</td>'
-            f"<td class=l>{_esc(i['kind'])}</td><td class=l>{_esc(i['status'])}</td>"
-            f"<td>{_num(i['observations_read'])}</td><td>{_num(i['events_written'])}</td>"
-            f"<td class=l>{rejected}</td><td class=l>{watermark}</td><td class=l>{_esc(_ts(i['recorded_at']))}</td></tr>"
+            f'data-rejected="{sum(i["rejected"].values())}"><td class=l>{esc(i["source"])}</td>'
+            f"<td class=l>{esc(i['kind'])}</td><td class=l>{esc(i['status'])}</td>"
+            f"<td>{num(i['observations_read'])}</td><td>{num(i['events_written'])}</td>"
+            f"<td class=l>{rejected}</td><td class=l>{watermark}</td><td class=l>{esc(_ts(i['recorded_at']))}</td></tr>"
         )
     table.append("</table></div>")
     return head + "".join(table) + "</section>"
@@ -513,9 +318,7 @@ GLOSSARY = (
 
 
 def _glossary_section() -> str:
-    items = "".join(
-        f'<dt data-term="{_esc(term)}">{_esc(term)}</dt><dd>{text}</dd>' for term, text in GLOSSARY
-    )
+    items = "".join(f'<dt data-term="{esc(term)}">{esc(term)}</dt><dd>{text}</dd>' for term, text in GLOSSARY)
     return f'<section id="terms"><h2>What the terms mean</h2><dl class="terms">{items}</dl></section>'
 
 
@@ -530,15 +333,15 @@ def _run_section(data: dict[str, Any]) -> str:
     table = [
         '<div class="scroll"><table><tr><th>dataset</th><th class=l>source → target</th>'
         "<th class=l>purpose</th>"
-        "<th>rows in</th><th>kept</th>" + "".join(f"<th>{_esc(LABELS[r])}</th>" for r in REASONS) + "</tr>"
+        "<th>rows in</th><th>kept</th>" + "".join(f"<th>{esc(LABELS[r])}</th>" for r in REASONS) + "</tr>"
     ]
     for r in rows:
         ex = _excluded(r)
         table.append(
-            f'<tr data-dataset="{_esc(r["dataset"])}"><td>{_esc(r["dataset"])}</td>'
-            f"<td class=l>{_esc(r['source'])}<br>→ {_esc(r['target'])}</td><td class=l>{_esc(r['purpose'])}</td>"
-            f"<td>{_num(r['rows_in'])}</td><td>{_num(r['rows_out'])}</td>"
-            + "".join(f"<td>{_num(ex[k])}</td>" for k in REASONS)
+            f'<tr data-dataset="{esc(r["dataset"])}"><td>{esc(r["dataset"])}</td>'
+            f"<td class=l>{esc(r['source'])}<br>→ {esc(r['target'])}</td><td class=l>{esc(r['purpose'])}</td>"
+            f"<td>{num(r['rows_in'])}</td><td>{num(r['rows_out'])}</td>"
+            + "".join(f"<td>{num(ex[k])}</td>" for k in REASONS)
             + "</tr>"
         )
     table.append("</table></div>")
@@ -548,7 +351,7 @@ def _run_section(data: dict[str, Any]) -> str:
         '<p class="note">Each bar is one dataset\'s source rows: kept (consented) and excluded, by reason. '
         "Datasets can hold the same people's data (a dbt model reads what a raw table holds), so rows are not "
         "added up across datasets.</p>"
-        + _legend(["kept", *REASONS])
+        + legend(["kept", *REASONS])
         + hbar_chart("datasets", bars)
         + "".join(table)
         + "</section>"
@@ -563,7 +366,7 @@ def _run_section(data: dict[str, Any]) -> str:
 def _changes_section(data: dict[str, Any]) -> str:
     prev = data["previous"]
     since = (
-        f"since the previous run <code>{_esc(prev['run_id'])}</code> (as of {_esc(_ts(prev['as_of']))})"
+        f"since the previous run <code>{esc(prev['run_id'])}</code> (as of {esc(_ts(prev['as_of']))})"
         if prev
         else "up to this run (it is the first run: every event known by its cut-off)"
     )
@@ -579,8 +382,8 @@ def _changes_section(data: dict[str, Any]) -> str:
     table = ["<table><tr><th>purpose</th>" + "".join(f"<th>{c}</th>" for c in CHANGE_CLASSES) + "</tr>"]
     for p in purposes:
         table.append(
-            f'<tr data-purpose="{_esc(p)}"><td>{_esc(p)}</td>'
-            + "".join(f'<td data-status="{c}">{_num(changes[p][c])}</td>' for c in CHANGE_CLASSES)
+            f'<tr data-purpose="{esc(p)}"><td>{esc(p)}</td>'
+            + "".join(f'<td data-status="{c}">{num(changes[p][c])}</td>' for c in CHANGE_CLASSES)
             + "</tr>"
         )
     table.append("</table>")
@@ -592,7 +395,7 @@ def _changes_section(data: dict[str, Any]) -> str:
         width=520,
         height=200,
     )
-    return head + _legend(list(CHANGE_CLASSES)) + chart + "".join(table) + "</section>"
+    return head + legend(list(CHANGE_CLASSES)) + chart + "".join(table) + "</section>"
 
 
 def _latency_section(data: dict[str, Any]) -> str:
@@ -603,13 +406,13 @@ def _latency_section(data: dict[str, Any]) -> str:
             '<div class="cards" data-chart="latency" '
             f'data-measured="{lat["measured"]}" data-median-seconds="{lat["median_seconds"] or ""}" '
             f'data-max-seconds="{lat["max_seconds"] or ""}">'
-            + _card("withdrawals enforced", _num(lat["measured"]))
+            + _card("withdrawals enforced", num(lat["measured"]))
             + _card("median latency", _duration(lat["median_seconds"]))
             + _card("max latency", _duration(lat["max_seconds"]))
-            + _card("pending", _num(lat["pending"]))
+            + _card("pending", num(lat["pending"]))
             + "</div>"
-            f'<p class="note">Not measured: {_num(lat["before_first_run"])} recorded before the first run of '
-            f"their purpose, {_num(lat['untracked'])} for purposes no run enforces.</p>"
+            f'<p class="note">Not measured: {num(lat["before_first_run"])} recorded before the first run of '
+            f"their purpose, {num(lat['untracked'])} for purposes no run enforces.</p>"
         )
     return (
         '<section><h2>Opt-out latency</h2><p class="note">For every withdrawal: time from when it was recorded '
@@ -629,10 +432,10 @@ def _trend_section(data: dict[str, Any], run_href: RunHref | None) -> str:
         f"<section><h2>Trend over the last {len(trend)} runs</h2>"
         '<p class="note">Rows summed over every dataset of each run, by consent cut-off (UTC): a measure of '
         "volume, not of people (a person's rows count once per dataset they are in).</p>",
-        _legend(["rows_in", "rows_out"]),
+        legend(["rows_in", "rows_out"]),
         line_chart("trend-rows", x, [("rows_in", rows_in), ("rows_out", rows_out)]),
         "<h2>Excluded rows by reason</h2>",
-        _legend(list(REASONS)),
+        legend(list(REASONS)),
         column_chart("trend-excluded", x, [(k, excl[k]) for k in REASONS]),
     ]
     if data["changes_by_run"] is not None:
@@ -645,7 +448,7 @@ def _trend_section(data: dict[str, Any], run_href: RunHref | None) -> str:
         parts += [
             "<h2>Consent changes between runs</h2>",
             '<p class="note">Events that started to count between a run\'s cut-off and the previous one.</p>',
-            _legend(list(CHANGE_CLASSES)),
+            legend(list(CHANGE_CLASSES)),
             column_chart(
                 "trend-changes", [x[i] for i in shown], [(c, per[c]) for c in CHANGE_CLASSES], stacked=False
             ),
@@ -655,12 +458,12 @@ def _trend_section(data: dict[str, Any], run_href: RunHref | None) -> str:
         "<th>rows in</th><th>kept</th><th>excluded</th></tr>"
     ]
     for r, i_, o_ in reversed(list(zip(trend, rows_in, rows_out, strict=True))):
-        rid = _esc(r["run_id"])
-        link = f'<a href="{_esc(run_href(r["run_id"]))}">{rid}</a>' if run_href else rid
+        rid = esc(r["run_id"])
+        link = f'<a href="{esc(run_href(r["run_id"]))}">{rid}</a>' if run_href else rid
         table.append(
-            f'<tr data-run="{rid}"><td class=l>{_esc(_ts(r["as_of"]))}</td><td class=l>{link}</td>'
-            f"<td class=l>{_esc(r['status'])}</td><td>{len(r['datasets'])}</td>"
-            f"<td>{_num(i_)}</td><td>{_num(o_)}</td><td>{_num(i_ - o_)}</td></tr>"
+            f'<tr data-run="{rid}"><td class=l>{esc(_ts(r["as_of"]))}</td><td class=l>{link}</td>'
+            f"<td class=l>{esc(r['status'])}</td><td>{len(r['datasets'])}</td>"
+            f"<td>{num(i_)}</td><td>{num(o_)}</td><td>{num(i_ - o_)}</td></tr>"
         )
     table.append("</table>")
     return "".join(parts) + "<h2>Runs</h2>" + "".join(table) + "</section>"
@@ -689,27 +492,27 @@ def render_html(
         status = str(run["status"])
         title = f"consentgate report: {run_label(run)}"
         header = (
-            f'<h1>Consent enforcement as of <span data-cutoff="{_esc(_ts(run["as_of"]))}">'
-            f"{_esc(_ts(run['as_of']))}</span>: run <code>{_esc(run['run_id'])}</code> "
-            f'<span class="badge {_esc(status)}" data-status="{_esc(status)}">{_esc(status)}</span></h1>'
-            f'<div class="sub">consent cut-off {_esc(_ts(run["as_of"]))} · trigger {_esc(run["trigger"])} · '
-            f"started {_esc(_ts(run['started_at']))} · finished {_esc(_ts(run['finished_at']))} · "
+            f'<h1>Consent enforcement as of <span data-cutoff="{esc(_ts(run["as_of"]))}">'
+            f"{esc(_ts(run['as_of']))}</span>: run <code>{esc(run['run_id'])}</code> "
+            f'<span class="badge {esc(status)}" data-status="{esc(status)}">{esc(status)}</span></h1>'
+            f'<div class="sub">consent cut-off {esc(_ts(run["as_of"]))} · trigger {esc(run["trigger"])} · '
+            f"started {esc(_ts(run['started_at']))} · finished {esc(_ts(run['finished_at']))} · "
             '<a href="#terms">what the terms mean</a></div>'
         )
         # Rows are not added up across datasets (the same people's data is read by several of them):
         # the cards count datasets and the consent log; people per purpose lead the page below.
         body = (
             f'<div class="cards" data-chart="summary" data-rows-in="{rows_in}" data-rows-out="{rows_out}">'
-            + _card("datasets", _num(len(rows)))
-            + _card("purposes", _num(len({r["purpose"] for r in rows if r.get("purpose")})))
-            + _card("consent events counted", _num(run["consent_events_counted"]))
+            + _card("datasets", num(len(rows)))
+            + _card("purposes", num(len({r["purpose"] for r in rows if r.get("purpose")})))
+            + _card("consent events counted", num(run["consent_events_counted"]))
             + _card("consent fingerprint", str(run["consent_fingerprint"] or "-"), small=True)
             + "</div>"
         )
         if run.get("error"):
-            body += f'<section class="problem"><h2>Error</h2><p>{_esc(run["error"])}</p></section>'
+            body += f'<section class="problem"><h2>Error</h2><p>{esc(run["error"])}</p></section>'
         for note in data["notes"]:
-            body += f'<section><p class="note">{_esc(note)}</p></section>'
+            body += f'<section><p class="note">{esc(note)}</p></section>'
         body += _people_section(data)
         body += _ingests_section(data)
         body += _run_section(data)
@@ -719,9 +522,9 @@ def render_html(
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_esc(title)}</title><style>{css}</style></head>"
+        f"<title>{esc(title)}</title><style>{css}</style></head>"
         f'<body><header>{header}</header><main id="report">{body}</main>'
-        f"<footer>consentgate · generated {_esc(stamp)} · counts only: this page never shows a subject "
+        f"<footer>consentgate · generated {esc(stamp)} · counts only: this page never shows a subject "
         "identifier</footer></body></html>\n"
     )
 

@@ -187,18 +187,26 @@ def state_of(severity: int | None) -> str:
     return CONSENTED if severity == VALID_GRANT else SEVERITY_REASON[int(severity)]
 
 
-def _decisions_sql(session: Session, source_sql: str, source: ConsentSource, modes: list[Mode]) -> str:
-    """One statement: the snapshot as of T over `source_sql`, then the deciding severity per mode.
+def _decisions_sql(session: Session, source_sql: str, source: ConsentSource, asked: list[list[Mode]]) -> str:
+    """One statement: the snapshot over `source_sql` at every cut-off asked (asked[g]: the modes wanted
+    at cut-off g), then the deciding severity per cut-off and mode, as rows (g, i, severity) with i
+    the mode's index in asked[g].
 
-    Parameters: T and the purpose of each mode (the snapshot's), then the key per mode. Built only
-    from the rule's generators.
+    Parameters: the cut-offs, then the purpose of each distinct mode (the snapshot's codes), then the
+    key per (cut-off, mode). Built only from the rule's generators.
     """
     d = session.dialect
-    snapshot = semantics.snapshot_select(d, source_sql, source.columns, source.types, len(modes))
+    modes = sorted(set().union(*asked), key=_mode_order)
+    code = {mode: i for i, mode in enumerate(modes)}
+    snapshot = semantics.snapshot_select(
+        d, source_sql, source.columns, source.types, len(modes), cutoffs=len(asked)
+    )
     parts = [
-        f"SELECT {i} AS i, (SELECT dd.severity FROM ({semantics.decided_select(d, i, normalize)}) AS dd "
-        f"WHERE dd.subject_key = {d.param}) AS severity"
-        for i, (_purpose, normalize) in enumerate(modes)
+        f"SELECT {g} AS g, {i} AS i, (SELECT dd.severity FROM ("
+        f"{semantics.decided_select(d, code[mode], mode[1], f'(SELECT * FROM {semantics.SNAPSHOT} WHERE g = {g}) AS sg')}"
+        f") AS dd WHERE dd.subject_key = {d.param}) AS severity"
+        for g, wanted in enumerate(asked)
+        for i, mode in enumerate(wanted)
     ]
     return f"WITH {semantics.SNAPSHOT} AS ({snapshot}) " + " UNION ALL ".join(parts)
 
@@ -206,17 +214,22 @@ def _decisions_sql(session: Session, source_sql: str, source: ConsentSource, mod
 def _decide_subject(
     session: Session,
     source: ConsentSource,
-    as_of: datetime,
-    modes: list[Mode],
+    asked: list[tuple[datetime, list[Mode]]],
     keys: dict[str | None, str],
-) -> dict[Mode, int | None]:
-    if not modes:
-        return {}
-    params: list[Any] = [as_of, *(purpose for purpose, _normalize in modes)]
-    params += [keys[normalize] for _purpose, normalize in modes]
-    rows = session.all(_decisions_sql(session, _subject_events(session), source, modes), params)
-    by_index = {int(i): (None if sev is None else int(sev)) for i, sev in rows}
-    return {mode: by_index.get(i) for i, mode in enumerate(modes)}
+) -> list[dict[Mode, int | None]]:
+    """The person's decision for each (cut-off, modes) asked, in one statement."""
+    if not any(wanted for _t, wanted in asked):
+        return [{} for _ in asked]
+    modes = sorted(set().union(*(wanted for _t, wanted in asked)), key=_mode_order)
+    params: list[Any] = [t for t, _wanted in asked] + [purpose for purpose, _normalize in modes]
+    params += [keys[normalize] for _t, wanted in asked for _purpose, normalize in wanted]
+    sql = _decisions_sql(session, _subject_events(session), source, [wanted for _t, wanted in asked])
+    severity = {
+        (int(g), int(i)): (None if sev is None else int(sev)) for g, i, sev in session.all(sql, params)
+    }
+    return [
+        {mode: severity.get((g, i)) for i, mode in enumerate(wanted)} for g, (_t, wanted) in enumerate(asked)
+    ]
 
 
 def _purpose_key(name: str | None) -> str | None:
@@ -306,7 +319,11 @@ def _subject_sections(
         set(modes) | {(p, None) for p in purposes if not any(m[0] == p for m in modes)},
         key=_mode_order,
     )
-    decided_now = _decide_subject(session, source, now, current_modes, keys)
+    # Now is one more cut-off: usually in the latest run's class, so it costs no statement of its own.
+    needed = _cutoffs_needed(run_rows)
+    needed.setdefault(now, set()).update(current_modes)
+    decided = _decide_at_cutoffs(session, source, needed, keys)
+    decided_now = {mode: decided[now].get(mode) for mode in current_modes}
     descriptions = {(_purpose_key(p.name) or ""): p.description for p in policy.purposes} if policy else {}
     current = [
         {
@@ -321,7 +338,7 @@ def _subject_sections(
     return {
         "history": history,
         "current": current,
-        "runs": _runs_for_subject(session, source, run_rows, keys),
+        "runs": _runs_for_subject(run_rows, decided),
     }
 
 
@@ -357,11 +374,19 @@ def _history(
     return [{"purpose": pk, "events": events} for pk, events in by_purpose.items()]
 
 
+def _cutoffs_needed(run_rows: list[dict[str, Any]]) -> dict[datetime, set[Mode]]:
+    """The modes each recorded cut-off must be decided for (a run without datasets or cut-off needs none)."""
+    needed: dict[datetime, set[Mode]] = {}
+    for r in run_rows:
+        if r["dataset"] is not None and r["as_of"] is not None:
+            needed.setdefault(r["as_of"], set()).add(_mode(r["purpose"], r["normalize"]))
+    return needed
+
+
 def _runs_for_subject(
-    session: Session, source: ConsentSource, run_rows: list[dict[str, Any]], keys: dict[str | None, str]
+    run_rows: list[dict[str, Any]], decided: dict[datetime, dict[Mode, int | None]]
 ) -> list[dict[str, Any]]:
     runs: dict[str, dict[str, Any]] = {}
-    needed: dict[datetime, set[Mode]] = {}
     for r in run_rows:
         run = runs.setdefault(
             r["run_id"],
@@ -375,25 +400,15 @@ def _runs_for_subject(
         )
         if r["dataset"] is None:
             continue
-        mode = _mode(r["purpose"], r["normalize"])
-        run["datasets"].append(
-            {**{k: r[k] for k in ("dataset", "source", "target", "purpose", "normalize")}, "_mode": mode}
-        )
-        if r["as_of"] is not None:
-            needed.setdefault(r["as_of"], set()).add(mode)
-    decided = _decide_at_cutoffs(session, source, needed, keys)
-    out = []
-    for run in runs.values():
-        for ds in run["datasets"]:
-            mode = ds.pop("_mode")
-            if run["as_of"] is None:
-                ds["eligible"], ds["state"] = None, None
-                continue
-            severity = decided[run["as_of"]][mode]
+        ds = {k: r[k] for k in ("dataset", "source", "target", "purpose", "normalize")}
+        if r["as_of"] is None:
+            ds["eligible"], ds["state"] = None, None
+        else:
+            severity = decided[r["as_of"]][_mode(r["purpose"], r["normalize"])]
             ds["eligible"] = severity == VALID_GRANT
             ds["state"] = state_of(severity)
-        out.append({**run, "as_of": iso(run["as_of"])})
-    return out
+        run["datasets"].append(ds)
+    return [{**run, "as_of": iso(run["as_of"])} for run in runs.values()]
 
 
 def _decide_at_cutoffs(
@@ -408,7 +423,8 @@ def _decide_at_cutoffs(
     and expires_at values. Two cut-offs with the same number of those values at or before them give
     every comparison the same outcome, hence the same decision. So the cut-offs are grouped by that
     number (computed in SQL, with the rule's own comparisons), and the rule runs once per group, at
-    the group's earliest real cut-off: a year of nightly runs costs a handful of statements.
+    the group's earliest real cut-off, every group in one statement (_decide_subject): a year of nightly
+    runs costs two statements.
     """
     if not needed:
         return {}
@@ -428,10 +444,12 @@ def _decide_at_cutoffs(
     groups: dict[int, list[datetime]] = {}
     for t in cutoffs:
         groups.setdefault(group_of[t], []).append(t)
+    asked = [
+        (members[0], sorted(set().union(*(needed[t] for t in members)), key=_mode_order))
+        for members in groups.values()
+    ]
     decided: dict[datetime, dict[Mode, int | None]] = {}
-    for members in groups.values():
-        modes = sorted(set().union(*(needed[t] for t in members)), key=_mode_order)
-        at_first = _decide_subject(session, source, members[0], modes, keys)
+    for members, at_first in zip(groups.values(), _decide_subject(session, source, asked, keys), strict=True):
         for t in members:
             decided[t] = at_first
     return decided

@@ -119,12 +119,18 @@ def _counted(d: Dialect, e: dict[str, str]) -> str:
     )
 
 
-def _params(d: Dialect, purposes: int) -> str:
-    """The CTE p: T, then the purposes asked for (trimmed, A-Z lowered)."""
+def _params(d: Dialect, purposes: int, cutoffs: int = 0) -> str:
+    """The CTE p: T, then the purposes asked for (trimmed, A-Z lowered). With `cutoffs` > 0, one row
+    per cut-off instead, numbered by column g from 0: the parameters are then the cut-offs, then the
+    purposes."""
     names = "".join(
         f", {d.ascii_lower(d.trim(d.binary_text(d.param)), once=True)} AS p{i}" for i in range(purposes)
     )
-    return f"WITH p AS (SELECT CAST({d.param} AS TIMESTAMP) AS t{names}) "
+    if cutoffs <= 0:
+        return f"WITH p AS (SELECT CAST({d.param} AS TIMESTAMP) AS t{names}) "
+    rows = " UNION ALL ".join(f"SELECT {g} AS g, CAST({d.param} AS TIMESTAMP) AS t" for g in range(cutoffs))
+    picked = "".join(f", q.p{i}" for i in range(purposes))
+    return f"WITH p AS (SELECT v.g, v.t{picked} FROM ({rows}) AS v CROSS JOIN (SELECT 1 AS one{names}) AS q) "
 
 
 def too_old_select(
@@ -141,7 +147,12 @@ def too_old_select(
 
 
 def snapshot_select(
-    d: Dialect, consent_sql: str, cols: ConsentColumns, types: dict[str, str], purposes: int = 0
+    d: Dialect,
+    consent_sql: str,
+    cols: ConsentColumns,
+    types: dict[str, str],
+    purposes: int = 0,
+    cutoffs: int = 0,
 ) -> str:
     """The consent log as of T, aggregated per subject key: one read of the log, one row per subject.
 
@@ -152,39 +163,54 @@ def snapshot_select(
     purpose), n (events counted, every purpose) and ts_min (the earliest event_ts counted). Rules 1-3 are applied here. Parameters: T (naive
     UTC timestamp), then one purpose name per code column. `types` maps each present logical column
     to its SQL type.
+
+    With `cutoffs` > 0 the log is decided at that many cut-offs in one statement: the parameters are
+    T_0 .. T_{cutoffs-1}, then the purposes, and each row also carries g, the number of its cut-off
+    (one row per subject key and cut-off).
     """
 
     e = _consent_exprs(d, cols, types)
-    subject, purpose, status = e["subject_id"], e["purpose"], e["status"]
-    event_ts, recorded_at, expires_at = e["event_ts"], e["recorded_at"], e["expires_at"]
+    hashes = "".join(f"{agg} AS h_{i}, " for i, (agg, _weight) in enumerate(_hash_sums(d, e, types)))
+    by_cutoff = (", p.g AS g", ", p.g") if cutoffs > 0 else ("", "")
+    return (
+        f"{_params(d, purposes, cutoffs)}"
+        f"SELECT {text_key(d, e['subject_id'], None)} AS subject_key, {_codes(d, e, purposes)}{hashes}count(*) AS n, "
+        f"min({e['event_ts']}) AS ts_min{by_cutoff[0]} "
+        f"FROM {consent_sql} AS c CROSS JOIN p WHERE {_counted(d, e)} GROUP BY 1{by_cutoff[1]}"
+    )
+
+
+def _codes(d: Dialect, e: dict[str, str], purposes: int) -> str:
+    """The select items code_0 .. code_{purposes-1}: per purpose asked, the code of the deciding event
+    (the latest event_ts, then the most restrictive status: rule 3)."""
     severity = (
-        f"CASE {purpose_key(d, status)} WHEN 'withdrawn' THEN 0 WHEN 'denied' THEN 1 "
-        f"WHEN 'granted' THEN CASE WHEN {expires_at} <= p.t THEN 3 ELSE 4 END ELSE 2 END"
+        f"CASE {purpose_key(d, e['status'])} WHEN 'withdrawn' THEN 0 WHEN 'denied' THEN 1 "
+        f"WHEN 'granted' THEN CASE WHEN {e['expires_at']} <= p.t THEN 3 ELSE 4 END ELSE 2 END"
     )
     # Clamped to year 1 so no engine errs on -infinity; if such an event counts for a purpose decided,
     # the run fails (ts_min, then too_old_select).
-    code = f"({d.epoch_us(f'greatest({event_ts}, {MIN_TS})')} + {EPOCH_OFFSET_US}) * 8 + (4 - {severity})"
-    codes = "".join(
-        f"max(CASE WHEN {purpose_key(d, purpose)} = p.p{i} THEN {code} END) AS code_{i}, "
+    clamped = f"greatest({e['event_ts']}, {MIN_TS})"
+    code = f"({d.epoch_us(clamped)} + {EPOCH_OFFSET_US}) * 8 + (4 - {severity})"
+    return "".join(
+        f"max(CASE WHEN {purpose_key(d, e['purpose'])} = p.p{i} THEN {code} END) AS code_{i}, "
         for i in range(purposes)
     )
+
+
+def _hash_sums(d: Dialect, e: dict[str, str], types: dict[str, str]) -> list[tuple[str, int]]:
+    """The fingerprint's hash-sum aggregates over the counted events, with their weights
+    (Dialect.row_hash_sums)."""
     # Text is hashed byte by byte too: a NOCASE or ICU column would hash 'A' and 'a' alike (so a rewrite
     # would go unseen) and DuckDB refuses to hash columns of two collations together.
     hashed = [
-        _hash_input(d, subject, types["subject_id"]),
-        _hash_input(d, purpose, "text"),
-        _hash_input(d, status, "text"),
-        event_ts,
-        recorded_at,
-        expires_at,
+        _hash_input(d, e["subject_id"], types["subject_id"]),
+        _hash_input(d, e["purpose"], "text"),
+        _hash_input(d, e["status"], "text"),
+        e["event_ts"],
+        e["recorded_at"],
+        e["expires_at"],
     ]
-    hashes = "".join(f"{agg} AS h_{i}, " for i, (agg, _weight) in enumerate(d.row_hash_sums(hashed)))
-    key = text_key(d, subject, None)
-    return (
-        f"{_params(d, purposes)}"
-        f"SELECT {key} AS subject_key, {codes}{hashes}count(*) AS n, min({event_ts}) AS ts_min "
-        f"FROM {consent_sql} AS c CROSS JOIN p WHERE {_counted(d, e)} GROUP BY 1"
-    )
+    return d.row_hash_sums(hashed)
 
 
 MIN_TS = f"CAST('{MIN_EVENT_TS}' AS TIMESTAMP)"
@@ -208,16 +234,8 @@ def totals_select(d: Dialect, consent_sql: str, cols: ConsentColumns, types: dic
     row per subject, so bounded memory at any size): the same events counted (rules 1 and 2, every
     purpose), the same hash sum, the same earliest event_ts. One parameter: T."""
     e = _consent_exprs(d, cols, types)
-    hashed = [
-        _hash_input(d, e["subject_id"], types["subject_id"]),
-        _hash_input(d, e["purpose"], "text"),
-        _hash_input(d, e["status"], "text"),
-        e["event_ts"],
-        e["recorded_at"],
-        e["expires_at"],
-    ]
     total = " + ".join(
-        f"coalesce(CAST({agg} AS DECIMAL(38,0)), 0) * {weight}" for agg, weight in d.row_hash_sums(hashed)
+        f"coalesce(CAST({agg} AS DECIMAL(38,0)), 0) * {weight}" for agg, weight in _hash_sums(d, e, types)
     )
     return (
         f"{_params(d, 0)}SELECT CAST(mod({total}, 18446744073709551616) AS {d.text_type}), count(*), "

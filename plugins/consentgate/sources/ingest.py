@@ -28,6 +28,7 @@ from consentgate.rule.names import TableName
 from consentgate.rule.semantics import ConsentColumns, purpose_key, text_key
 from consentgate.sources import log as tables
 from consentgate.sources import reading
+from consentgate.sources.errors import IngestError
 from consentgate.sources.log import IngestRecord
 
 logger = logging.getLogger("consentgate")
@@ -330,6 +331,12 @@ def ingest(
     raises IngestError and nothing is ingested. A source failing later is rolled back, recorded as
     failed, and raised (after the other sources, when raise_on_error is False it is only recorded).
     """
+    if not session.dialect.transactional:  # Spark: no transactions, no DELETE (docs/spark.md)
+        raise IngestError(
+            f"consent sources cannot be ingested on {session.dialect.name} yet: ingestion writes its events, "
+            "watermarks and evidence in one transaction; load the consent log another way and remove the "
+            "policy's sources"
+        )
     iid = ingest_id or uuid.uuid4().hex
     with session.transaction() as s:
         tables.ensure_tables(s)
