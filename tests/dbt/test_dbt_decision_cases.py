@@ -9,6 +9,7 @@ per case stores its failures (a count per exclusion reason) in a table.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,13 @@ def _jinja(value: Any) -> str:
     return "none" if value is None else json.dumps(value)
 
 
-def _write_project(project: Path, backend: Backend) -> None:
+def chosen(selected: Sequence[int] | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """(number, case) of the cases `selected` by number (ALL_CASES' positions), all by default. A
+    case keeps its number, so its tables and models are named as in the full set."""
+    return [(i, ALL_CASES[i]) for i in (range(len(ALL_CASES)) if selected is None else selected)]
+
+
+def _write_project(project: Path, backend: Backend, selected: Sequence[int] | None = None) -> None:
     (project / "models").mkdir(parents=True)
     (project / "dbt_project.yml").write_text(
         "name: consentgate_cases\nversion: '1.0'\nconfig-version: 2\nprofile: consentgate_cases\n"
@@ -147,7 +154,7 @@ def _write_project(project: Path, backend: Backend) -> None:
     tables = []
     kept_parts = []
     count_parts = []
-    for i, case in enumerate(ALL_CASES):
+    for i, case in chosen(selected):
         args = (
             f"source('cases', 'rows_{i}'), 'subject', {_jinja(case['purpose'])}, as_of={_jinja(case['as_of'])}, "
             f"normalize={_jinja(case.get('normalize'))}, consent_relation=source('cases', 'events_{i}')"

@@ -9,6 +9,7 @@ dbt runs with a non-UTC session time zone: the macros' literals and epoch_us are
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,8 @@ def _utc(value: Any) -> Any:
     return value
 
 
-def _load(spark: Any, schema: str) -> None:
-    for i, case in enumerate(cases.ALL_CASES):
+def _load(spark: Any, schema: str, selected: Sequence[int] | None = None) -> None:
+    for i, case in cases.chosen(selected):
         events_type = _spark_type(case.get("consent_subject_type"))
         rows_type = _spark_type(case.get("subject_type"))
         spark.sql(
@@ -91,9 +92,9 @@ def _load(spark: Any, schema: str) -> None:
             )
 
 
-def _collect(spark: Any, schema: str) -> dict[str, dict[str, Any]]:
+def _collect(spark: Any, schema: str, selected: Sequence[int] | None = None) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {
-        case["name"]: {"kept": set(), "counts": None, "failures": {}} for case in cases.ALL_CASES
+        case["name"]: {"kept": set(), "counts": None, "failures": {}} for _i, case in cases.chosen(selected)
     }
     for name, row_id in spark.sql(f"select case_name, row_id from {schema}.case_kept").collect():
         results[name]["kept"].add(row_id)
@@ -102,7 +103,7 @@ def _collect(spark: Any, schema: str) -> dict[str, dict[str, Any]]:
         results[row[0]]["counts"] = dict(zip(columns, (int(v) for v in row[1:]), strict=True))
     audit = f"{schema}_dbt_test__audit"
     present = {str(r[1]) for r in spark.sql(f"show tables in {audit}").collect()}
-    for i, case in enumerate(cases.ALL_CASES):
+    for i, case in cases.chosen(selected):
         if f"fail_{i}" in present:
             for reason, failing in spark.sql(
                 f"select consentgate_reason, failing_rows from {audit}.fail_{i}"
