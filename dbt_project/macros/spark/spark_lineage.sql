@@ -1,7 +1,7 @@
 {#-
   log_lineage on dbt-spark (docs/spark.md#log_lineage-on-spark). Spark on parquet has no UPDATE, DELETE,
   transactions or locks, so the evidence is the Python engine's on Spark (engine/spark.py,
-  evidence_statements): append-only `consentgate_runs_log` / `consentgate_lineage_log` (the columns of
+  ensure_evidence): append-only `consentgate_runs_log` / `consentgate_lineage_log` (the columns of
   evidence_ddl as STRING / BIGINT / TIMESTAMP, plus `version` BIGINT) behind views `consentgate_runs` /
   `consentgate_lineage` that show each key's latest version (key: run_id; run_id + dataset), unless that
   version is a tombstone (`trigger` = 'superseded'). Every change is a new version; nothing is rewritten.

@@ -365,16 +365,11 @@ def _spark_column(line: str) -> tuple[str, str] | None:
     return name, "STRING" if sql_type.lower() in ("varchar", "text") else sql_type.upper()
 
 
-def evidence_statements(ddl: str, keys: dict[str, Sequence[str]]) -> list[str]:
-    """Spark's evidence tables from the portable DDL: for each table, an append-only `<table>_log`
-    (the same columns and a `version`) and a view `<table>` showing each key's latest version, unless
-    that version is a TOMBSTONE. dbt's spark__log_lineage writes the same tables (macros/spark)."""
-    return [statement for _name, statement in _evidence_objects(ddl, keys)]
-
-
 def ensure_evidence(session: Any, ddl: str, keys: dict[str, Sequence[str]]) -> None:
-    """Create the evidence logs and views of evidence_statements that the current schema lacks: one
-    listing of the schema, not a metastore round trip per object, on every run."""
+    """Create Spark's evidence tables from the portable DDL, those the current schema lacks: for each
+    table an append-only `<table>_log` (the same columns and a `version`) and a view `<table>` showing
+    each key's latest version, unless that version is a TOMBSTONE (dbt's spark__log_lineage writes the
+    same tables, macros/spark). One listing of the schema, not a metastore round trip per object."""
     objects = _evidence_objects(ddl, keys)
     listed = session.all(f"SHOW TABLES LIKE '{'|'.join(name for name, _s in objects)}'")
     have = {str(row[1]).lower() for row in listed if not bool(row[2])}
