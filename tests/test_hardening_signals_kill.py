@@ -8,9 +8,12 @@ knows the process is inside dataset 2 once dataset 1's log line ("first: N rows 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -20,6 +23,9 @@ from cases_loader import create_tables
 from reference import Event
 
 CG = str(Path(sys.executable).with_name("consentgate"))
+#: After dataset 1's log line, the time until the process surely runs dataset 2's endless statement.
+INSIDE_S = 1.0
+ENDLESS = "(SELECT count(*) FROM range(1000000000000) AS r WHERE hash(r.range) % 7 = 3) >= 0"
 EVENTS = [
     Event("1", "ads", "granted", datetime(2026, 1, 1)),
     Event("2", "ads", "denied", datetime(2026, 1, 1)),
@@ -41,10 +47,7 @@ def warehouse(tmp_path: Path) -> tuple[Path, Path]:
     con = duckdb.connect(str(db))
     create_tables(con, "duckdb", EVENTS, ROWS)
     con.execute("CREATE TABLE out_second AS SELECT 42 AS yesterday")  # must survive the kill
-    con.execute(
-        "CREATE VIEW slow AS SELECT d.* FROM dataset AS d "
-        "WHERE (SELECT count(*) FROM range(1000000000000) AS r WHERE hash(r.range) % 7 = 3) >= 0"
-    )
+    con.execute(f"CREATE VIEW slow AS SELECT d.* FROM dataset AS d WHERE {ENDLESS}")
     con.close()
     policy = tmp_path / "policy.yml"
     policy.write_text(POLICY)
@@ -77,6 +80,7 @@ def _kill_during_second_dataset(db: Path, policy: Path, sig: signal.Signals) -> 
             break
     else:
         raise AssertionError("dataset 1 never finished: " + "".join(lines))
+    time.sleep(INSIDE_S)  # inside dataset 2's endless statement: the signal must stop the statement
     proc.send_signal(sig)
     rest = proc.stderr.read()
     return proc.wait(timeout=300), "".join(lines) + rest
@@ -140,3 +144,28 @@ def test_sigkill_between_datasets_leaves_a_stale_run_that_is_never_verified(
     assert any(p.startswith("the run is stale") for p in out["problems"])
     assert "1 of 2 planned datasets have no lineage row (never enforced): second" in out["problems"]
     assert _read(db, "SELECT * FROM out_second") == [(42,)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM] * 3)
+def test_a_signal_stops_the_running_duckdb_statement_and_the_next_one_runs(sig: signal.Signals) -> None:
+    """DuckDB's own Ctrl-C check misses most signals that arrive during a statement (the statement
+    then runs on forever): consentgate interrupts the statement itself (termination.watch), raises the
+    signal's exception, and leaves the session usable for recording the failure."""
+    from consentgate.engine import termination
+    from consentgate.engine.session import session_for
+
+    con = duckdb.connect()
+    session = session_for(con, "duckdb")
+    session.run(f"CREATE VIEW endless AS SELECT 1 AS x WHERE {ENDLESS}")
+    threading.Timer(0.5, os.kill, [os.getpid(), sig]).start()
+    guard = threading.Timer(60, con.interrupt)  # a lost signal fails the test instead of hanging it
+    guard.start()
+    expected = KeyboardInterrupt if sig == signal.SIGINT else termination.Terminated
+    try:
+        with termination.sigterm_raises(), pytest.raises(expected):
+            session.run("CREATE TEMP TABLE never AS SELECT * FROM endless")
+        assert guard.is_alive(), "the statement ran until the test's guard interrupted it"
+    finally:
+        guard.cancel()
+    assert session.all("SELECT 42") == [(42,)]
+    con.close()

@@ -7,12 +7,19 @@ raising KeyboardInterrupt, and is remembered too: a database driver may turn eit
 "query interrupted" error, which must not let a run go on with its next dataset (see `check`).
 SIGKILL cannot be caught: such a run stays `running` and readers show it as `stale`
 (consentgate.engine.lineage.effective_status).
+
+A Python signal handler runs between bytecodes, and DuckDB's own check for Ctrl-C during a statement
+misses the signal more often than not (DuckDB 2.0: the handler runs, the statement goes on). So every
+session that can interrupt its running statement registers here (`watch`), and the handler interrupts
+each one's statement from a thread until it stops: the statement fails, and `check` turns the failure
+into the signal's own exception.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -46,9 +53,24 @@ def check() -> None:
         raise KeyboardInterrupt()
 
 
+#: Sessions whose running statement a signal interrupts (Session.interrupt_running).
+_watched: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def watch(session: Any) -> None:
+    """Interrupt `session`'s running statement (its `interrupt_running()`) when a signal arrives."""
+    _watched.add(session)
+
+
+def _interrupt_statements() -> None:
+    for session in list(_watched):
+        session.interrupt_running()
+
+
 def _handler(previous: Any, sig: int) -> Callable[[int, Any], None]:
     def handler(signum: int, frame: Any) -> None:
         _state["received"] = sig
+        _interrupt_statements()
         if callable(previous):
             previous(signum, frame)  # SIGINT's default raises KeyboardInterrupt here
         if sig == signal.SIGTERM:
