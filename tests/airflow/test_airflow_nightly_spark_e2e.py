@@ -3,11 +3,12 @@
 The demo warehouse is built in a temporary DuckDB file (`consentgate demo --no-enforce`) and copied into
 Spark (raw.* -> raw.*, main.consent_events -> default.consent_events: the current schema of a Spark
 Connect session, where the operators keep the evidence and dbt's spark target builds). The policy is the
-demo policy without its `sources:`: ingestion writes state with DELETE, which Spark's parquet tables do
-not have, so on Spark the consent log is loaded as it is (the copied log already holds the ingested
-history). Then the whole DAG runs with dag.test(), two nights: enforce, dbt build on the profile's
-spark target (dbt-spark over Spark Connect), audit; then an opt-out recorded between the nights must be
-gone from every target and every dbt model (the incremental one too) on the next night.
+demo policy without its `sources:`: the copied log already holds the ingested history, and ingestion
+on Spark has its own tests (tests/spark/test_spark_ingest.py), so this module spends its minutes on
+enforcement, dbt and the audit. Then the whole DAG runs with dag.test(), two nights: enforce, dbt build
+on the profile's spark target (dbt-spark over Spark Connect), audit; then an opt-out recorded between
+the nights must be gone from every target and every dbt model (the incremental one too) on the next
+night.
 
 Every target is checked against tests/reference.py; the run evidence is read from Spark's
 consentgate_runs / consentgate_lineage views.
@@ -119,7 +120,7 @@ def copy_demo_to_spark(demo: Path, server: Any) -> dict[str, int]:
 
 
 def spark_policy(path: Path) -> Path:
-    """The demo policy without its consent sources (see the module's docstring)."""
+    """The demo policy without its consent sources (the copied log holds their history)."""
     from consentgate.airflow.tasks import default_policy_path
 
     policy = yaml.safe_load(Path(default_policy_path()).read_text())
@@ -468,26 +469,6 @@ def test_spark_day2_opt_out_removes_the_subject_from_every_target_and_model(
     dbt_day2 = {r[1]: r for r in spark_day2["lineage"] if r[2] == "dbt"}
     assert dbt_day2["ad_customer_features"][7] == len(spark_day2["tables"][features])
     print(f"Spark nightly so far: {time.perf_counter() - spark_nightly['started']:.1f}s")
-
-
-def test_spark_consent_sources_are_refused_in_one_line_before_anything_is_written(spark_server) -> None:
-    """A policy with `sources:` on Spark fails the ingest (and so the run) closed, with a clear reason."""
-    from consentgate.airflow.tasks import default_policy_path
-    from consentgate.engine.policy import load
-    from consentgate.engine.session import session_for
-    from consentgate.sources.errors import IngestError
-    from consentgate.sources.ingest import ingest
-
-    policy = load(default_policy_path())
-    con = _connect(spark_server)
-    try:
-        before = {t.name for t in con.spark.catalog.listTables(SCHEMA)}
-        with pytest.raises(IngestError, match=r"^consent sources cannot be ingested on spark yet: ") as err:
-            ingest(session_for(con, "spark"), policy.sources[:1], consent_table=policy.consent_table)
-        assert "\n" not in str(err.value)
-        assert {t.name for t in con.spark.catalog.listTables(SCHEMA)} == before
-    finally:
-        con.close()
 
 
 def test_spark_create_demo_sources_loads_the_example_on_the_spark_target(spark_server, tmp_path) -> None:

@@ -120,10 +120,10 @@ def test_a_failure_after_the_append_leaves_log_watermark_and_state_as_they_were(
     later = T0 + timedelta(days=1)
     db.insert("raw.banner_events", [("a", "ad_targeting", "withdrawn", later, later)])
 
-    def broken(self, source: str) -> None:  # fails after the events were appended, inside the transaction
+    def broken(self, *args: object) -> None:  # fails after the events were appended, inside the transaction
         raise OSError("disk full")
 
-    monkeypatch.setattr(ingest_module._Pipeline, "update_latest", broken)
+    monkeypatch.setattr(ingest_module._Pipeline, "store_latest", broken)
     with pytest.raises(OSError):
         db.ingest(BANNER)
     assert (db.log(), db.rows(state), db.rows("SELECT * FROM consentgate_source_latest")) == before

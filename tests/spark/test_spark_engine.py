@@ -141,6 +141,28 @@ def test_the_consent_log_is_read_once_per_run(spark_session, monkeypatch) -> Non
     assert not left, "the run's snapshot table outlived the run"
 
 
+def test_a_withdrawal_appended_by_another_session_is_seen_by_the_next_run(
+    spark_server, spark_session
+) -> None:
+    """Spark caches a table's file listing per session: a long-lived session (a notebook, a reused
+    Connect session) that enforced before would not see a withdrawal another session appended since,
+    and would let the withdrawn subject's rows through. Every run refreshes the log and the source."""
+    schema = spark_session.catalog.currentDatabase()
+    _warehouse(spark_session, schema)
+    args = dict(source="events", target="out_refreshed", subject_column="customer_id", purpose="ad_targeting")
+    enforce(**args, as_of=T2, connection=spark_session)
+    assert _ids(spark_session, "out_refreshed") == KEPT[T2]  # 'a' consented
+    other = spark_server.session()
+    try:
+        other.sql(f"INSERT INTO {schema}.consent_events VALUES {WITHDRAW_A}")
+        other.sql(f"INSERT INTO {schema}.events VALUES (7, 'a')")
+    finally:
+        other.stop()
+    result = enforce(**args, as_of=datetime(2027, 1, 1), connection=spark_session)
+    assert _ids(spark_session, "out_refreshed") == []
+    assert (result.rows_in, result.excluded["withdrawn"]) == (7, 4)
+
+
 def test_a_log_rewritten_mid_run_is_not_seen_by_the_run(spark_session, monkeypatch) -> None:
     """INSERT OVERWRITE of the log while a run is going (a compaction, a rewrite that deletes its
     files) cannot split the run either: the second dataset is decided from the run's snapshot. (A

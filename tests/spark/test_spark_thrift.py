@@ -177,3 +177,103 @@ def test_a_refused_statement_withholds_the_value_it_quotes(thrift_connection) ->
     assert "ThriftServerError" in text and "SQLSTATE" in text
     assert "alice" in (info.value._engine_message or "")  # kept for the CLI's debug output only
     assert info.value.__cause__ is None and info.value.__context__ is None
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_consent_sources_are_ingested_over_thrift_with_hostile_subjects_exact(thrift_connection) -> None:
+    """Ingestion over the Thrift server: rows read in batches (fetchmany), staged by INSERT ... VALUES
+    with literal parameters; a hostile subject key round-trips exactly, a later GPC signal from another
+    source withdraws it, and re-ingesting writes nothing."""
+    from consentgate.engine.source_config import parse_sources
+    from consentgate.sources.ingest import ingest
+
+    cur = thrift_connection.cursor()
+    cur.execute(
+        "CREATE TABLE banner (subject_id STRING, purpose STRING, status STRING, event_ts TIMESTAMP, "
+        "recorded_at TIMESTAMP) USING parquet"
+    )
+    cur.execute(
+        "CREATE TABLE requests (customer_id STRING, sec_gpc STRING, requested_at TIMESTAMP) USING parquet"
+    )
+    t = datetime(2026, 1, 1)
+    cur.execute(
+        "INSERT INTO banner VALUES (?, 'ads', 'granted', ?, ?), ('plain', 'ads', 'granted', ?, ?)",
+        [HOSTILE, t, t, t, t],
+    )
+    cur.execute("INSERT INTO requests VALUES (?, '1', ?)", [HOSTILE, t + timedelta(hours=1)])
+    sources = parse_sources(
+        [
+            {"name": "banner", "kind": "events", "table": "banner"},
+            {"name": "gpc", "kind": "gpc", "table": "requests", "purposes": ["ads"],
+             "columns": {"subject": "customer_id", "signal": "sec_gpc", "event_ts": "requested_at"}},
+        ],
+        {"ads"},
+        "test policy",
+    )  # fmt: skip
+    session = session_for(thrift_connection)
+    first = ingest(session, sources)
+    assert [(r.status, r.events_written) for r in first] == [("success", 2), ("success", 1)]
+    cur.execute("SELECT subject_id, status, source FROM consent_events ORDER BY event_ts, subject_id")
+    assert cur.fetchall() == [
+        (HOSTILE, "granted", "banner"),
+        ("plain", "granted", "banner"),
+        (HOSTILE, "withdrawn", "gpc"),
+    ]
+    cur.execute("CREATE TABLE people (subject STRING) USING parquet")
+    cur.execute("INSERT INTO people VALUES (?), ('plain')", [HOSTILE])
+    kept = consentgate.enforce(
+        source="people", target="consented_people", subject_column="subject", purpose="ads",
+        connection=thrift_connection, dialect="spark",
+    )  # fmt: skip
+    assert (kept.rows_out, kept.excluded["withdrawn"]) == (1, 1)
+    again = ingest(session, sources)
+    assert [r.events_written for r in again] == [0, 0]
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_consentgate_run_on_a_hive_url(spark_thrift_server, thrift_connection, tmp_path) -> None:
+    """`consentgate run --database hive://user@host:port/schema`: the nightly job on the Thrift server,
+    its evidence in the URL's schema; a refused connection is one line with the password masked."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cur = thrift_connection.cursor()
+    cur.execute("SELECT current_schema()")
+    ((schema,),) = cur.fetchall()
+    cur.execute(
+        "CREATE TABLE consent_events (subject_id STRING, purpose STRING, status STRING, event_ts TIMESTAMP, "
+        "recorded_at TIMESTAMP, expires_at TIMESTAMP) USING parquet"
+    )
+    cur.execute(
+        "INSERT INTO consent_events VALUES ('a', 'ads', 'granted', TIMESTAMP '2026-01-01', NULL, NULL)"
+    )
+    cur.execute("CREATE TABLE events (row_id BIGINT, customer_id STRING) USING parquet")
+    cur.execute("INSERT INTO events VALUES (1, 'a'), (2, 'b')")
+    policy = tmp_path / "policy.yml"
+    policy.write_text(
+        "purposes:\n  - {name: ads, description: Ads.}\n"
+        "datasets:\n  - {name: events, source: events, target: consented_events, subject_column: customer_id, purpose: ads}\n"
+    )
+    cg = str(Path(sys.executable).with_name("consentgate"))
+    url = f"hive://consentgate@{spark_thrift_server.host}:{spark_thrift_server.port}/{schema}"
+    done = subprocess.run(
+        [cg, "run", "--policy", str(policy), "--database", url, "--json"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-800:]
+    (ds,) = json.loads(done.stdout)["datasets"]
+    assert (ds["rows_in"], ds["rows_out"], ds["excluded"]["no_consent"]) == (2, 1, 1)
+    cur.execute("SELECT row_id FROM consented_events")
+    assert cur.fetchall() == [(1,)]
+    cur.execute("SELECT status FROM consentgate_runs")
+    assert cur.fetchall() == [("success",)]
+    refused = subprocess.run(
+        [cg, "run", "--policy", str(policy), "--database", f"hive://u:s3cret@127.0.0.1:1/{schema}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "s3cret" not in refused.stderr + refused.stdout
+    assert "cannot connect to the Thrift server at 'hive://u:***@127.0.0.1:1/" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1

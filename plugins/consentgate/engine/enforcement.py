@@ -266,6 +266,8 @@ class Enforcer:
         The fingerprint covers every purpose; decisions are kept for `purposes`, the ones this run
         enforces (enforce() and counts() accept no other).
         """
+        if not self.d.transactional:  # the log as it is now, not as this Spark session last listed it
+            spark.refresh(self.session, self.consent)
         cols, types = self._consent_types()
         self._purposes = {}
         for name in purposes:
@@ -443,6 +445,8 @@ class Enforcer:
                 if opened
                 else lineage.check_writable(s, self.run_id, self.context.owner, ds.name)
             )
+            if not self.d.transactional:
+                spark.refresh(s, source)
             col = self._resolve_source(source, subject_column)
             self._check_target(source, target)
             if not self._has_consent(ds.purpose, ds.normalize):

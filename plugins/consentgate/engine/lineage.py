@@ -129,7 +129,8 @@ def ensure_tables(session: Session) -> None:
                 session.run(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
 
 
-def _insert(session: Session, table: str, row: dict[str, Any]) -> None:
+def insert_row(session: Session, table: str, row: dict[str, Any]) -> None:
+    """Insert `row` into evidence `table`; on Spark, as the newest version of its key, in the log."""
     if not session.dialect.transactional:  # a new version of the row, in the table's append-only log
         table, row = spark.log_table(table), {**row, spark.VERSION: spark.next_version()}
     cols = ", ".join(row)
@@ -144,7 +145,7 @@ def write_run(session: Session, record: RunRecord) -> None:
     p = session.dialect.param
     if session.dialect.transactional:  # append-only evidence: the new version hides the old
         session.run(f"DELETE FROM {RUNS} WHERE run_id = {p}", [record.run_id])
-    _insert(session, RUNS, asdict(record))
+    insert_row(session, RUNS, asdict(record))
 
 
 def this_process() -> tuple[int, str]:
@@ -197,7 +198,7 @@ def open_run(session: Session, record: RunRecord) -> RunRecord:
     RunIdInUseError for a run id of another owner or of a successful run. Returns the opened record."""
     run = _stored(session, record.run_id)
     if run is None:
-        _insert(session, RUNS, asdict(record))
+        insert_row(session, RUNS, asdict(record))
         return record
     why = _refusal(run, record.owner)
     if why:
@@ -212,7 +213,7 @@ def open_run(session: Session, record: RunRecord) -> RunRecord:
         reopened = {k: getattr(record, k) for k in _REOPENED}
         planned = record.planned_datasets or run.get("planned_datasets")
         changes = {"status": "running", "finished_at": None, "error": None, "planned_datasets": planned}
-        _insert(session, RUNS, {**run, **reopened, **changes, "attempt": attempt})
+        insert_row(session, RUNS, {**run, **reopened, **changes, "attempt": attempt})
         record.attempt = attempt
         return record
     session.run(
@@ -260,7 +261,7 @@ def check_writable(session: Session, run_id: str, owner: str | None, dataset: st
 def ensure_run(session: Session, record: RunRecord) -> None:
     """Insert the run's record unless one exists (an orchestrator may have opened it already)."""
     if _stored(session, record.run_id) is None:
-        _insert(session, RUNS, asdict(record))
+        insert_row(session, RUNS, asdict(record))
 
 
 def finish_run(
@@ -283,7 +284,7 @@ def finish_run(
             or run.get("status") in (None, "success")
         ):
             return False
-        _insert(session, RUNS, {**run, "status": status, "finished_at": finished_at, "error": error})
+        insert_row(session, RUNS, {**run, "status": status, "finished_at": finished_at, "error": error})
         return True
     where = f"WHERE run_id = {p} AND owner = {p} AND status <> 'success'"
     if not session.all(f"SELECT 1 FROM {RUNS} {where}", [run_id, owner]):
@@ -302,7 +303,7 @@ def write_lineage(session: Session, record: LineageRecord) -> None:
         session.run(
             f"DELETE FROM {LINEAGE} WHERE run_id = {p} AND dataset = {p}", [record.run_id, record.dataset]
         )
-    _insert(session, LINEAGE, record.row())
+    insert_row(session, LINEAGE, record.row())
 
 
 def effective_status(run: dict[str, Any], now: datetime) -> str:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
-from consentgate.engine import spark, spark_thrift
+from consentgate.engine import spark, spark_thrift, termination
 from consentgate.errors import (
     ConsentGateError,
     DatabaseLockedError,
@@ -27,6 +30,8 @@ from consentgate.rule.dialects import DUCKDB, SPARK, Dialect, for_name
 from consentgate.rule.names import TableName
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: How often a statement a signal interrupted is interrupted again until it stops (interrupt_running).
+INTERRUPT_EVERY_S = 0.05
 
 
 class Session:
@@ -40,6 +45,11 @@ class Session:
         self._cursor = connection if dialect is DUCKDB else connection.cursor()
         self._default_schema: str | None = None
         self._stage: tuple[str, object] = ("running a statement", None)
+        self._statements = 0  # statements started
+        self._running = 0  # the number of the statement running now, 0 between statements
+        self._interrupted = 0  # the number of the statement a signal interrupted
+        if dialect is DUCKDB:
+            termination.watch(self)
 
     @contextmanager
     def stage(self, what: str, table: object = None) -> Iterator[None]:
@@ -52,15 +62,36 @@ class Session:
             self._stage = before
 
     def _execute(self, sql: str, params: Sequence[Any], fetch: bool = False) -> list[Any] | None:
+        self._statements += 1
+        self._running = self._statements
         try:
             # psycopg2 formats '%' only when given parameters; keep statements without them verbatim.
             self._cursor.execute(sql, list(params) if params else None)
             return self._cursor.fetchall() if fetch else None
         except Exception as exc:
+            if self._interrupted == self._running:
+                termination.check()  # the failure is the signal's: raise it, not the engine's error
             err = withheld(exc, *self._stage)
             if err is exc:
                 raise
+        finally:
+            self._running = 0
         raise_unchained(err)
+
+    def interrupt_running(self) -> None:
+        """Interrupt the statement running now (DuckDB), from a thread, until it stops; the next
+        statement is never touched. Called by the signal handler (termination.watch)."""
+        running = self._running
+        if not running:
+            return
+        self._interrupted = running
+
+        def interrupt() -> None:
+            while self._running == running:
+                self.connection.interrupt()
+                time.sleep(INTERRUPT_EVERY_S)
+
+        threading.Thread(target=interrupt, name="consentgate-interrupt", daemon=True).start()
 
     def _call(self, fn: Callable[[], Any]) -> Any:
         """fn() with its failure reported as _execute reports a statement's."""
@@ -264,6 +295,8 @@ def open_duckdb(path: str | Path, *, read_only: bool = False, must_exist: bool =
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 #: Spark Connect (`sc://host:15002`, Databricks: `sc://host:443/;token=...`): engine/spark.py.
 SPARK_CONNECT_SCHEME = "sc"
+#: Spark's Thrift server (HiveServer2), PyHive's URL: `hive://user[:password]@host:10000/schema`.
+THRIFT_SCHEME = "hive"
 
 
 def url_scheme(target: str | Path) -> str | None:
@@ -287,10 +320,43 @@ def open_database(target: str | Path, *, read_only: bool = False, must_exist: bo
         return open_postgres(text, read_only=read_only)
     if scheme == SPARK_CONNECT_SCHEME:
         return Session(spark.SparkConnection(spark.open_spark(text), owned=True), SPARK, owned=True)
+    if scheme == THRIFT_SCHEME:
+        return open_thrift(text)
     raise UnsupportedConnectionError(
         f"database URL {mask_url(text)!r}: scheme {scheme!r} is not supported "
-        "(use a DuckDB file path, duckdb:///path, postgresql://user@host:port/db or sc://host:port)"
+        "(use a DuckDB file path, duckdb:///path, postgresql://user@host:port/db, sc://host:port or "
+        "hive://user@host:port/schema)"
     )
+
+
+def open_thrift(url: str) -> Session:
+    """Connect to a Spark Thrift server with PyHive: `hive://user[:password]@host[:10000][/schema]` (a
+    password means LDAP authentication; it is masked wherever the URL is printed)."""
+    try:
+        from pyhive import hive
+    except ImportError:
+        raise_unchained(
+            UnsupportedConnectionError("hive:// URLs need PyHive: pip install 'consentgate[hive]'")
+        )
+    parts = urlsplit(url)
+    spark_thrift.quiet_pyhive()  # before connecting: connect() runs a statement too
+    try:
+        con = hive.connect(
+            parts.hostname or "localhost",
+            port=parts.port or 10000,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            auth="LDAP" if parts.password else "NONE",
+            database=parts.path.strip("/") or "default",
+        )
+    except Exception as exc:  # noqa: BLE001 - any client error means: not reachable
+        failure = DatabaseUnavailableError(
+            f"cannot connect to the Thrift server at {mask_url(url)!r} ({error_class(exc)}: server "
+            "unreachable, login refused or no such schema)"
+        )
+    else:
+        return Session(spark_thrift.SparkThriftConnection(con, owned=True), SPARK, owned=True)
+    raise_unchained(failure)
 
 
 def open_postgres(url: str, *, read_only: bool = False) -> Session:

@@ -20,7 +20,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -112,12 +112,14 @@ class SparkCursor:
         self._frame: Any = None
         self._rows: list[tuple[Any, ...]] | None = None
         self._names: list[str] = []
+        self._stream: Iterator[Any] | None = None
+        self._pending: list[tuple[Any, ...]] = []
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         args = [_arg(p) for p in params] if params else None
         # Commands (DDL, INSERT) run here; a query runs when its rows are fetched.
         self._frame = self._spark.sql(to_spark_sql(sql), args=args)
-        self._rows = None
+        self._rows, self._stream, self._pending = None, None, []
 
     def _fetch(self) -> list[tuple[Any, ...]]:
         if self._rows is None:
@@ -129,6 +131,39 @@ class SparkCursor:
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return self._fetch()
+
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        """The next `size` rows, streamed: the client holds one Arrow batch of the result at a time
+        (Spark Connect; a classic session fetches the result once)."""
+        if self._stream is None:
+            self._stream = self._batches()
+        out: list[tuple[Any, ...]] = []
+        while len(out) < size:
+            if not self._pending:
+                table = next(self._stream, None)
+                if table is None:
+                    break
+                cols = [[_value(v) for v in c.to_pylist()] for c in table.columns]
+                self._pending = list(zip(*cols, strict=True)) if cols else []
+                continue
+            take = size - len(out)
+            out.extend(self._pending[:take])
+            self._pending = self._pending[take:]
+        return out
+
+    def _batches(self) -> Iterator[Any]:
+        frame = self._frame
+        client = getattr(getattr(frame, "_session", None), "client", None)
+        if client is None or not hasattr(client, "to_table_as_iterator"):
+            yield frame.toArrow()
+            return
+        # What DataFrame.toLocalIterator streams, kept as Arrow: exact types, timestamps in UTC.
+        for item in client.to_table_as_iterator(frame._plan.to_proto(client), frame._plan.observations):  # noqa: SLF001
+            if hasattr(item, "column_names"):  # a pyarrow Table (the first item is the schema)
+                yield item
+
+    def close(self) -> None:
+        self._stream, self._pending, self._frame = None, [], None
 
     @property
     def description(self) -> list[tuple[str, None, None, None, None, None, None]]:
@@ -149,6 +184,7 @@ class SparkConnection:
         self.spark = spark
         self._owned = owned
         self.durable: dict[str, str] = {}  # scratch name -> the table behind it (durable_scratch)
+        self.swept = False  # whether killed runs' scratch tables were looked for (durable_scratch)
         spark.conf.set("spark.sql.session.timeZone", "UTC")
 
     def cursor(self) -> SparkCursor:
@@ -241,6 +277,25 @@ def is_spark_session(connection: Any) -> bool:
     return type(connection).__module__.startswith("pyspark.")
 
 
+def refresh(session: Any, table: Any) -> None:
+    """Drop this session's cached metadata and file listing of `table` (a TableName or SQL name):
+    Spark keeps them per session, so without it a session that read a table before would not see
+    rows another session appended since (a withdrawal appended by tonight's ingest, for one). A table
+    that does not exist is left to the caller's own check, which names it."""
+    name = table.sql() if hasattr(table, "sql") else str(table)
+    cursor = session.connection.cursor()
+
+    def run() -> None:
+        try:
+            cursor.execute(f"REFRESH TABLE {name}")
+        except Exception as exc:
+            if _condition(exc) not in NOT_FOUND:
+                raise
+
+    with session.stage("refreshing", name):
+        session._call(run)  # noqa: SLF001 - one statement, its not-found condition read here
+
+
 # -- durable scratch ---------------------------------------------------------------------------------
 
 #: Durable scratch tables (`_consentgate_snapshot_<token>`) older than this are left by killed runs.
@@ -263,6 +318,62 @@ def durable_scratch(session: Any, name: str, select_sql: str, params: Sequence[A
     session.run(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS SELECT * FROM {table}")
     if previous:
         session.run(f"DROP TABLE IF EXISTS {previous}")
+    if not conn.swept:  # once per connection
+        conn.swept = True
+        _drop_left_behind(session)
+
+
+def durable_table(session: Any, name: str, columns: Sequence[tuple[str, str]]) -> str:
+    """An empty durable scratch table `name` (a temporary view over a table of its own, as
+    durable_scratch) with these (name, Spark type) columns; returns the table behind it, for writes."""
+    conn: SparkConnection = session.connection
+    drop_durable(session, name)
+    table = quote(DURABLE_MARK + _token())
+    typed = ", ".join(f"{quote(n)} {t}" for n, t in columns)
+    session.run(f"CREATE TABLE {table} ({typed}) USING parquet")
+    conn.durable[name] = table
+    session.run(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS SELECT * FROM {table}")
+    return table
+
+
+def drop_durable(session: Any, name: str) -> None:
+    """Drop the durable scratch `name` (its view and the table behind it), if this session made one."""
+    table = session.connection.durable.pop(name, None)
+    if table:
+        session.run(f"DROP VIEW IF EXISTS {name}")
+        session.run(f"DROP TABLE IF EXISTS {table}")
+
+
+#: Rows per INSERT ... VALUES statement where no DataFrame can carry them (the Thrift server).
+VALUES_ROWS = 1000
+
+
+def append_rows(
+    session: Any, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Append Python rows to `table`: through one Arrow-backed DataFrame on a SparkSession, else in
+    INSERT ... VALUES statements with parameters (rendered as literals, never as text)."""
+    if not rows:
+        return
+    spark = getattr(session.connection, "spark", None)
+    if spark is not None:
+        from pyspark.sql.types import IntegerType, StringType, StructField, StructType, TimestampType
+
+        types = {"STRING": StringType(), "INTEGER": IntegerType(), "TIMESTAMP": TimestampType()}
+        schema = StructType([StructField(n, types[t]) for n, t in columns])
+        frame = spark.createDataFrame([tuple(_arg(v) for v in r) for r in rows], schema)
+        session._call(lambda: frame.write.insertInto(to_spark_sql(table)))  # noqa: SLF001
+        return
+    one = "(" + ", ".join(["?"] * len(columns)) + ")"
+    for i in range(0, len(rows), VALUES_ROWS):
+        chunk = rows[i : i + VALUES_ROWS]
+        session.run(
+            f"INSERT INTO {table} VALUES " + ", ".join([one] * len(chunk)), [v for r in chunk for v in r]
+        )
+
+
+def _drop_left_behind(session: Any) -> None:
+    """Drop durable scratch tables older than SCRATCH_MAX_AGE: left by killed runs."""
     oldest = (datetime.now(UTC) - SCRATCH_MAX_AGE).strftime("%Y%m%dt%H%M%S%f")
     for row in session.all(f"SHOW TABLES LIKE '{DURABLE_MARK}*'"):
         left = str(row[1])
@@ -365,12 +476,16 @@ def _spark_column(line: str) -> tuple[str, str] | None:
     return name, "STRING" if sql_type.lower() in ("varchar", "text") else sql_type.upper()
 
 
-def ensure_evidence(session: Any, ddl: str, keys: dict[str, Sequence[str]]) -> None:
+def ensure_evidence(
+    session: Any, ddl: str, keys: dict[str, Sequence[str]], committed: dict[str, str] | None = None
+) -> None:
     """Create Spark's evidence tables from the portable DDL, those the current schema lacks: for each
     table an append-only `<table>_log` (the same columns and a `version`) and a view `<table>` showing
     each key's latest version, unless that version is a TOMBSTONE (dbt's spark__log_lineage writes the
-    same tables, macros/spark). One listing of the schema, not a metastore round trip per object."""
-    objects = _evidence_objects(ddl, keys)
+    same tables, macros/spark). `committed` maps a table to the condition a version of it (alias
+    `_consentgate_v`) must meet to count at all: a version written by a run or ingest that never
+    committed is invisible. One listing of the schema, not a metastore round trip per object."""
+    objects = _evidence_objects(ddl, keys, committed or {})
     listed = session.all(f"SHOW TABLES LIKE '{'|'.join(name for name, _s in objects)}'")
     have = {str(row[1]).lower() for row in listed if not bool(row[2])}
     for name, statement in objects:
@@ -378,7 +493,9 @@ def ensure_evidence(session: Any, ddl: str, keys: dict[str, Sequence[str]]) -> N
             session.run(statement)  # IF NOT EXISTS: a concurrent run may have created it meanwhile
 
 
-def _evidence_objects(ddl: str, keys: dict[str, Sequence[str]]) -> list[tuple[str, str]]:
+def _evidence_objects(
+    ddl: str, keys: dict[str, Sequence[str]], committed: dict[str, str]
+) -> list[tuple[str, str]]:
     """(name, CREATE ... IF NOT EXISTS statement) of each evidence log and view, logs first."""
     statements: list[tuple[str, str]] = []
     for chunk in ddl.split(";"):
@@ -395,10 +512,12 @@ def _evidence_objects(ddl: str, keys: dict[str, Sequence[str]]) -> list[tuple[st
             (log, f"CREATE TABLE IF NOT EXISTS {quote(log)} ({typed}, {VERSION} BIGINT) USING parquet")
         )
         partition = ", ".join(quote(k) for k in keys[table])
+        where = f" WHERE {committed[table]}" if table in committed else ""
+        live = f" AND coalesce({quote('trigger')}, '') <> '{TOMBSTONE}'" if "trigger" in dict(columns) else ""
         view = (
             f"CREATE VIEW IF NOT EXISTS {quote(table)} AS SELECT {names} FROM (SELECT *, row_number() OVER "
-            f"(PARTITION BY {partition} ORDER BY {VERSION} DESC) AS _consentgate_n FROM {quote(log)}) "
-            f"WHERE _consentgate_n = 1 AND coalesce({quote('trigger')}, '') <> '{TOMBSTONE}'"
+            f"(PARTITION BY {partition} ORDER BY {VERSION} DESC) AS _consentgate_n FROM {quote(log)} "
+            f"_consentgate_v{where}) WHERE _consentgate_n = 1{live}"
         )
         statements.append((table, view))
     return statements

@@ -50,9 +50,11 @@ class ThriftServerError(Exception):
 
 def quiet_pyhive() -> None:
     """Switch off PyHive's statement and response logging (call before connecting: connect() runs a
-    statement too)."""
+    statement too), and the Thrift transport's tracebacks of a refused connection (consentgate reports
+    it in one line)."""
     for name in THRIFT_LOGGERS:
         logging.getLogger(name).disabled = True
+    logging.getLogger("thrift").setLevel(logging.CRITICAL + 1)
 
 
 def is_thrift_connection(connection: Any) -> bool:
@@ -200,6 +202,18 @@ class SparkThriftCursor:
                 ]
         return self._rows
 
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        """The next `size` rows of a query (PyHive fetches FETCH_SIZE rows per round trip)."""
+        types = [str(d[1] or "") for d in self._cursor.description or []]
+        return [
+            tuple(_convert(t, v) for t, v in zip(types, row, strict=True))
+            for row in self._cursor.fetchmany(size)
+        ]
+
+    def close(self) -> None:
+        with suppress(Exception):  # the operation is closed with its session anyway
+            self._cursor.close()
+
     @property
     def description(self) -> list[tuple[str, None, None, None, None, None, None]]:
         return [(str(d[0]), None, None, None, None, None, None) for d in self._cursor.description or []]
@@ -216,6 +230,7 @@ class SparkThriftConnection(SparkConnection):
         self.spark = None  # no SparkSession behind this connection
         self._owned = owned
         self.durable: dict[str, str] = {}
+        self.swept = False
         cur = self.cursor()
         for key, value in SESSION_SETTINGS.items():
             cur.execute(f"SET {key}={value}")

@@ -259,7 +259,7 @@ def url_location(url: str) -> tuple[str, str]:
 
     parts = urlsplit(url)
     scheme = {"postgresql": "postgres"}.get(parts.scheme.lower(), parts.scheme.lower())
-    default_port = {"postgres": 5432, "sc": 15002}.get(scheme)
+    default_port = {"postgres": 5432, "sc": 15002, "hive": 10000}.get(scheme)
     host = parts.hostname or "localhost"
     port = parts.port or default_port
     return f"{scheme}://{host}{f':{port}' if port else ''}", parts.path.lstrip("/").split("/")[0] or "default"

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from consentgate.engine import spark
 from consentgate.engine.session import Session
 from consentgate.engine.source_config import Source
 from consentgate.errors import one_line
@@ -28,13 +29,12 @@ from consentgate.rule.names import TableName
 from consentgate.rule.semantics import ConsentColumns, purpose_key, text_key
 from consentgate.sources import log as tables
 from consentgate.sources import reading
-from consentgate.sources.errors import IngestError
 from consentgate.sources.log import IngestRecord
 
 logger = logging.getLogger("consentgate")
 
-RAW, OBS, KEYS, SEQ, FLAGGED, FIX = (
-    f"_consentgate_ingest_{n}" for n in ("raw", "obs", "keys", "seq", "flagged", "fix")
+RAW, OBS, KEYS, SEQ, FLAGGED, FIX, LATEST = (
+    f"_consentgate_ingest_{n}" for n in ("raw", "obs", "keys", "seq", "flagged", "fix", "latest")
 )
 _STAGE_COLUMNS = (
     "subject_key", "pkey", "purpose", "status", "severity", "event_ts", "expires_at", "policy_version", "label",
@@ -67,27 +67,38 @@ def utcnow() -> datetime:
 
 
 class _Pipeline:
-    """The SQL of one ingest, on one session (DuckDB or PostgreSQL)."""
+    """The SQL of one ingest, on one session. Every scratch table is computed before the one statement
+    that appends to the consent log, so on Spark (no transactions) that append is the only write the
+    decisions can see; the per-source state is written after it, and committed by the ingest record."""
 
     def __init__(self, session: Session, log: TableName) -> None:
         self.s = session
         self.d = session.dialect
         self.log = log.sql()
+        self.raw_table = ""
 
     def t(self, name: str) -> str:
         return self.d.temp_table(name)
 
     def temp(self, name: str, select: str, params: Sequence[Any] = ()) -> None:
-        self.s.run(f"DROP TABLE IF EXISTS {self.t(name)}")
-        self.s.run(f"CREATE TEMP TABLE {self.t(name)} AS {select}", params)
+        self.s.scratch(self.t(name), select, params, durable=True)  # on Spark: never recomputed
 
     def create_raw(self) -> None:
+        if not self.d.transactional:
+            columns = [(n, self.d.text_type if t == "VARCHAR" else t) for n, t in _RAW_TYPES]
+            self.raw_table = spark.durable_table(self.s, self.t(RAW), columns)
+            return
         self.s.run(f"DROP TABLE IF EXISTS {self.t(RAW)}")
         self.s.run(f"CREATE TEMP TABLE {self.t(RAW)} ({_RAW_DDL})")
 
     def insert_raw(self, rows: list[tuple[Any, ...]], spool: IO[str]) -> None:
         """Stage rows in bulk: PostgreSQL by COPY per batch; DuckDB through a CSV spool file loaded once
-        (load_raw). Either way memory holds one batch."""
+        (load_raw); Spark in one DataFrame (or INSERT ... VALUES over Thrift) per batch. Either way
+        memory holds one batch."""
+        if not self.d.transactional:
+            columns = [(n, self.d.text_type if t == "VARCHAR" else t) for n, t in _RAW_TYPES]
+            spark.append_rows(self.s, self.raw_table, columns, rows)
+            return
         text = "".join(_csv_line(r) for r in rows)
         if self.d.name == "duckdb":
             spool.write(text)
@@ -135,7 +146,8 @@ class _Pipeline:
             "GROUP BY r.subject_key, r.pkey, r.obs_id",
         )
         self.temp(KEYS, f"SELECT DISTINCT subject_key, pkey FROM {self.t(OBS)}")
-        carried = "CAST(NULL AS varchar) AS purpose, CAST(NULL AS varchar) AS policy_version, CAST(NULL AS varchar) AS label"
+        text = self.d.text_type
+        carried = f"CAST(NULL AS {text}) AS purpose, CAST(NULL AS {text}) AS policy_version, CAST(NULL AS {text}) AS label"
         self.temp(
             SEQ,
             f"SELECT x.*, {carried}, 0 AS staged FROM ({self.log_rows()}) x "
@@ -164,24 +176,36 @@ class _Pipeline:
             f"label, staged, {write} AS to_write FROM ({resolved}) z",
         )
 
-    def append(self, select: str, recorded_at: datetime) -> None:
+    def append(self, recorded_at: datetime) -> None:
+        """The one write to the consent log: the new observations to write (FLAGGED) and the fixes (FIX)."""
         p = self.d.param
+        cols = "subject_key, purpose, status, event_ts, expires_at, label, policy_version, obs_id"
+        rows = f"SELECT {cols} FROM {self.t(FLAGGED)} WHERE to_write = 1 UNION ALL SELECT {cols} FROM {self.t(FIX)}"
         self.s.run(
             f"INSERT INTO {self.log} (subject_id, purpose, status, event_ts, recorded_at, expires_at, source, "
             f"policy_version, event_id) SELECT subject_key, purpose, status, event_ts, {p}, expires_at, label, "
-            f"policy_version, obs_id FROM ({select}) a",
+            f"policy_version, obs_id FROM ({rows}) a",
             [recorded_at],
         )
 
-    def count(self, name: str, where: str = "") -> int:
-        return int(self.s.one(f"SELECT count(*) FROM {self.t(name)} {where}")[0])
-
-    def update_latest(self, source: str) -> None:
-        """The source's latest observation per key touched, in consentgate_source_latest."""
-        p, L = self.d.param, tables.SOURCE_LATEST
-        touched = (
-            f"EXISTS (SELECT 1 FROM {self.t(KEYS)} k WHERE k.subject_key = c.subject_key AND k.pkey = c.pkey)"
+    def written(self) -> int:
+        """How many events append() writes: the new observations to write and the fixes."""
+        flagged, fixes = self.t(FLAGGED), self.t(FIX)
+        select = (
+            f"SELECT (SELECT count(*) FROM {flagged} WHERE to_write = 1) + (SELECT count(*) FROM {fixes})"
         )
+        return int(self.s.one(select)[0])
+
+    def _touched(self, alias: str, pkey: str) -> str:
+        return (
+            f"EXISTS (SELECT 1 FROM {self.t(KEYS)} k WHERE k.subject_key = {alias}.subject_key "
+            f"AND k.pkey = {alias}.{pkey})"
+        )
+
+    def latest(self, source: str) -> None:
+        """LATEST: the source's latest observation per key touched, as consentgate_source_latest will
+        hold it after this ingest (store_latest)."""
+        p, L = self.d.param, tables.SOURCE_LATEST
         cols = "subject_key, pkey, purpose, status, severity, event_ts, expires_at, policy_version, label, obs_id"
         candidates = (
             f"SELECT {cols} FROM {self.t(FLAGGED)} WHERE staged = 1 UNION ALL "
@@ -190,29 +214,43 @@ class _Pipeline:
         )
         ranked = (
             f"SELECT c.*, row_number() OVER (PARTITION BY subject_key, pkey ORDER BY event_ts DESC, severity, "
-            f"obs_id DESC) AS rn FROM ({candidates}) c WHERE {touched}"
+            f"obs_id DESC) AS rn FROM ({candidates}) c WHERE {self._touched('c', 'pkey')}"
         )
-        self.temp(FIX + "_latest", f"SELECT {cols} FROM ({ranked}) z WHERE rn = 1", [source])
+        self.temp(LATEST, f"SELECT {cols} FROM ({ranked}) z WHERE rn = 1", [source])
+
+    def store_latest(self, source: str, ingest_id: str) -> None:
+        """LATEST into consentgate_source_latest (on Spark, new versions its ingest's record commits)."""
+        p, L = self.d.param, tables.SOURCE_LATEST
+        cols = "subject_key, pkey, purpose, status, severity, event_ts, expires_at, policy_version, label, obs_id"
+        into = "source, subject_key, purpose_key, purpose, status, severity, event_ts, expires_at, policy_version, label, obs_id, ingest_id"
+        if self.d.transactional:
+            self.s.run(f"DELETE FROM {L} WHERE source = {p} AND {self._touched(L, 'purpose_key')}", [source])
+            self.s.run(
+                f"INSERT INTO {L} ({into}) SELECT {p}, {cols}, {p} FROM {self.t(LATEST)}", [source, ingest_id]
+            )
+            return
         self.s.run(
-            f"DELETE FROM {L} WHERE source = {p} AND EXISTS (SELECT 1 FROM {self.t(KEYS)} k "
-            f"WHERE k.subject_key = {L}.subject_key AND k.pkey = {L}.purpose_key)",
-            [source],
-        )
-        self.s.run(
-            f"INSERT INTO {L} (source, subject_key, purpose_key, purpose, status, severity, event_ts, expires_at, "
-            f"policy_version, label, obs_id) SELECT {p}, {cols} FROM {self.t(FIX + '_latest')}",
-            [source],
+            f"INSERT INTO {spark.log_table(L)} ({into}, {spark.VERSION}) SELECT {p}, {cols}, {p}, {p} "
+            f"FROM {self.t(LATEST)}",
+            [source, ingest_id, spark.next_version()],
         )
 
-    def fixes(self) -> None:
-        """FIX: for each key touched, the latest observation of any source, where the log's latest event
-        (after this append) is earlier and decides differently (grant or not, and a grant's expiry)."""
-        L = tables.SOURCE_LATEST
+    def fixes(self, source: str) -> None:
+        """FIX: for each key touched, the latest observation of any source (the state after
+        store_latest: the others' as stored, this source's LATEST) where the log's latest event after
+        the append (the log's and FLAGGED's to write) is earlier and decides differently (grant or not,
+        and a grant's expiry)."""
+        p, L = self.d.param, tables.SOURCE_LATEST
         order = "ORDER BY event_ts DESC, severity, obs_id DESC"
+        state = (
+            "SELECT subject_key, purpose_key, purpose, status, severity, event_ts, expires_at, policy_version, "
+            f"label, obs_id FROM {L} c WHERE c.source <> {p} AND {self._touched('c', 'purpose_key')} UNION ALL "
+            "SELECT subject_key, pkey, purpose, status, severity, event_ts, expires_at, policy_version, label, "
+            f"obs_id FROM {self.t(LATEST)}"
+        )
         overall = (
             f"SELECT * FROM (SELECT c.*, row_number() OVER (PARTITION BY c.subject_key, c.purpose_key {order}) AS rn "
-            f"FROM {L} c WHERE EXISTS (SELECT 1 FROM {self.t(KEYS)} k WHERE k.subject_key = c.subject_key "
-            "AND k.pkey = c.purpose_key)) o WHERE rn = 1"
+            f"FROM ({state}) c) o WHERE rn = 1"
         )
         in_log = f"SELECT * FROM {self.t(FLAGGED)} WHERE staged = 0 OR to_write = 1"
         latest = f"SELECT * FROM (SELECT f.*, row_number() OVER (PARTITION BY subject_key, pkey {order}) AS rn FROM ({in_log}) f) l WHERE rn = 1"
@@ -226,30 +264,40 @@ class _Pipeline:
             f"FROM ({overall}) o LEFT JOIN ({latest}) l ON l.subject_key = o.subject_key AND l.pkey = o.purpose_key "
             "WHERE (l.subject_key IS NULL OR o.event_ts > l.event_ts OR (o.event_ts = l.event_ts AND o.severity < l.severity)) "
             f"AND (l.subject_key IS NULL OR {differs}) "
-            f"AND NOT EXISTS (SELECT 1 FROM {self.log} e WHERE e.event_id = o.obs_id)",
+            f"AND NOT EXISTS (SELECT 1 FROM {self.log} e WHERE e.event_id = o.obs_id) "
+            f"AND NOT EXISTS (SELECT 1 FROM {self.t(FLAGGED)} w WHERE w.to_write = 1 AND w.obs_id = o.obs_id)",
+            [source],
         )
 
     def drop_scratch(self) -> None:
-        for name in (RAW, OBS, KEYS, SEQ, FLAGGED, FIX, FIX + "_latest"):
+        """Drop the scratch tables (on Spark the next source's replace them, and closing the
+        session drops the last: spark.SparkConnection.release)."""
+        if not self.d.transactional:
+            return
+        for name in (RAW, OBS, KEYS, SEQ, FLAGGED, FIX, LATEST):
             self.s.run(f"DROP TABLE IF EXISTS {self.t(name)}")
 
 
-def _stage(session: Session, pipe: _Pipeline, p: reading.ReadPlan, record: IngestRecord) -> None:
+def _stage(session: Session, pipe: _Pipeline, p: reading.ReadPlan, record: IngestRecord) -> int:
+    """Stage the observations read past the watermark; returns how many."""
     pipe.create_raw()
     with tempfile.NamedTemporaryFile(
         "w", suffix=".csv", prefix="consentgate-ingest-", encoding="utf-8"
     ) as spool:
-        _stage_batches(session, pipe, p, record, spool)
+        staged = _stage_batches(session, pipe, p, record, spool)
         with session.stage("staging the observations of", p.source.name):
             pipe.load_raw(spool)
     if record.watermark_to is None:
         record.watermark_to = record.watermark_from
+    return staged
 
 
 def _stage_batches(
     session: Session, pipe: _Pipeline, p: reading.ReadPlan, record: IngestRecord, spool: IO[str]
-) -> None:
+) -> int:
+    staged = 0
     for batch in reading.read(session, p, record.watermark_from):
+        staged += len(batch.rows)
         record.observations_read += batch.read
         for reason, n in batch.rejected.items():
             record.rejected[reason] = record.rejected.get(reason, 0) + n
@@ -259,24 +307,29 @@ def _stage_batches(
             record.watermark_to = batch.watermark
         with session.stage("staging the observations of", p.source.name):
             pipe.insert_raw(batch.rows, spool)
+    return staged
 
 
 def _ingest_one(session: Session, p: reading.ReadPlan, log_table: TableName, record: IngestRecord) -> None:
     pipe = _Pipeline(session, log_table)
+    if not session.dialect.transactional:  # what other Spark sessions wrote since this one last looked
+        for table in (p.table, log_table, *(spark.log_table(t) for t in tables.TABLES)):
+            spark.refresh(session, table)
     record.watermark_from = tables.watermark(session, p.source.name)
-    _stage(session, pipe, p, record)
+    staged = _stage(session, pipe, p, record)
+    record.recorded_at = utcnow()  # taken after reading: never earlier than what it records
+    # No observation staged: no key is touched, so nothing can be written (nor any state change).
     with session.stage("appending to the consent log", log_table):
-        pipe.build()
-        pipe.flag(p.source.keeps_history)
-        record.recorded_at = utcnow()  # taken after reading: never earlier than what it records
-        written = pipe.count(FLAGGED, "WHERE to_write = 1")
-        pipe.append(f"SELECT * FROM {pipe.t(FLAGGED)} WHERE to_write = 1", record.recorded_at)
-        pipe.update_latest(p.source.name)
-        pipe.fixes()
-        written += pipe.count(FIX)
-        pipe.append(f"SELECT * FROM {pipe.t(FIX)}", record.recorded_at)
+        if staged:
+            pipe.build()
+            pipe.flag(p.source.keeps_history)
+            pipe.latest(p.source.name)
+            pipe.fixes(p.source.name)
+            written = pipe.written()
+            pipe.append(record.recorded_at)
+            record.events_written = written
+            pipe.store_latest(p.source.name, record.ingest_id)
         pipe.drop_scratch()
-    record.events_written = written
     record.finished_at = utcnow()
     record.status = "success"
     with session.stage("recording the ingest", p.source.name):
@@ -288,7 +341,8 @@ def _record_failure(session: Session, record: IngestRecord, exc: BaseException) 
     """Record the failed ingest (log, watermark and state stay as they were). Never raises."""
     session.rollback()
     record.status, record.finished_at, record.error = "failed", utcnow(), one_line(exc)
-    record.events_written, record.recorded_at = 0, None
+    if session.dialect.transactional or not record.events_written:  # on Spark, appended events stay
+        record.events_written, record.recorded_at = 0, None
     try:
         with session.transaction() as s:
             tables.ensure_tables(s)
@@ -331,12 +385,6 @@ def ingest(
     raises IngestError and nothing is ingested. A source failing later is rolled back, recorded as
     failed, and raised (after the other sources, when raise_on_error is False it is only recorded).
     """
-    if not session.dialect.transactional:  # Spark: no transactions, no DELETE (docs/spark.md)
-        raise IngestError(
-            f"consent sources cannot be ingested on {session.dialect.name} yet: ingestion writes its events, "
-            "watermarks and evidence in one transaction; load the consent log another way and remove the "
-            "policy's sources"
-        )
     iid = ingest_id or uuid.uuid4().hex
     with session.transaction() as s:
         tables.ensure_tables(s)

@@ -10,11 +10,12 @@ event makes it matter (docs/sources.md, "What ingestion guarantees, and why").
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from consentgate.engine import lineage
+from consentgate.engine import lineage, spark
 from consentgate.engine.session import Session
 from consentgate.rule.dialects import is_text_type, is_timestamp_type
 from consentgate.rule.names import TableName
@@ -32,17 +33,57 @@ LOG_COLUMNS = (
 
 _DDL = (
     f"""create table if not exists {INGESTS} (
-        ingest_id varchar not null, source varchar not null, kind varchar, source_table varchar,
-        consent_table varchar, started_at timestamp, finished_at timestamp, recorded_at timestamp,
-        status varchar not null, observations_read bigint, events_written bigint, rejected varchar,
-        watermark_from timestamp, watermark_to timestamp, error varchar)""",
+        ingest_id varchar not null,
+        source varchar not null,
+        kind varchar,
+        source_table varchar,
+        consent_table varchar,
+        started_at timestamp,
+        finished_at timestamp,
+        recorded_at timestamp,
+        status varchar not null,
+        observations_read bigint,
+        events_written bigint,
+        rejected varchar,
+        watermark_from timestamp,
+        watermark_to timestamp,
+        error varchar
+    )""",
     f"""create table if not exists {SOURCE_STATE} (
-        source varchar not null, kind varchar, source_table varchar, watermark timestamp,
-        ingest_id varchar, updated_at timestamp)""",
+        source varchar not null,
+        kind varchar,
+        source_table varchar,
+        watermark timestamp,
+        ingest_id varchar,
+        updated_at timestamp
+    )""",
     f"""create table if not exists {SOURCE_LATEST} (
-        source varchar not null, subject_key varchar not null, purpose_key varchar not null,
-        purpose varchar, status varchar, severity integer, event_ts timestamp, expires_at timestamp,
-        policy_version varchar, label varchar, obs_id varchar)""",
+        source varchar not null,
+        subject_key varchar not null,
+        purpose_key varchar not null,
+        purpose varchar,
+        status varchar,
+        severity integer,
+        event_ts timestamp,
+        expires_at timestamp,
+        policy_version varchar,
+        label varchar,
+        obs_id varchar,
+        ingest_id varchar
+    )""",
+)
+#: On Spark (no transactions, no DELETE) each table is a view over an append-only `<table>_log`
+#: (engine/spark.py, ensure_evidence): the view shows each key's latest version. The ingest's `success`
+#: record is written last and commits it: a watermark or latest observation counts only once the
+#: record of the ingest that wrote it says `success`.
+SPARK_KEYS = {
+    INGESTS: ("ingest_id", "source"),
+    SOURCE_STATE: ("source",),
+    SOURCE_LATEST: ("source", "subject_key", "purpose_key"),
+}
+_COMMITTED = (
+    f"EXISTS (SELECT 1 FROM {spark.log_table(INGESTS)} i WHERE i.ingest_id = _consentgate_v.ingest_id "
+    "AND i.source = _consentgate_v.source AND i.status = 'success')"
 )
 
 
@@ -80,8 +121,14 @@ class IngestRecord:
 
 
 def ensure_tables(session: Session) -> None:
+    if not session.dialect.transactional:
+        committed = {SOURCE_STATE: _COMMITTED, SOURCE_LATEST: _COMMITTED}
+        spark.ensure_evidence(session, ";".join(_DDL), SPARK_KEYS, committed)
+        return
     for ddl in _DDL:
         session.run(ddl)
+    # Added with ingestion on Spark (which commits a latest observation by its ingest's record).
+    session.run(f"ALTER TABLE {SOURCE_LATEST} ADD COLUMN IF NOT EXISTS ingest_id varchar")
 
 
 def ensure_log(session: Session, consent_table: str, columns: ConsentColumns | None) -> TableName:
@@ -97,17 +144,19 @@ def ensure_log(session: Session, consent_table: str, columns: ConsentColumns | N
         )
     table = TableName.parse(consent_table, "consent table")
     actual = session.columns(table)
+    d = session.dialect
+    text = d.text_type if not d.transactional else "varchar"
     if actual is None:
         if table.schema:
             session.run(f"CREATE SCHEMA IF NOT EXISTS {table.sql().split('.')[0]}")
-        cols = ", ".join(f"{n} {t}" for n, t in LOG_COLUMNS)
-        session.run(f"CREATE TABLE {table.sql()} ({cols})")
+        cols = ", ".join(f"{n} {text if t == 'varchar' else t}" for n, t in LOG_COLUMNS)
+        session.run(f"CREATE TABLE {table.sql()} ({cols}){'' if d.transactional else ' USING parquet'}")
         return table
     lower = {k.lower(): v for k, v in actual.items()}
     for name, sql_type in LOG_COLUMNS:
         dtype = lower.get(name)
         if dtype is None and name == "event_id":
-            session.run(f"ALTER TABLE {table.sql()} ADD COLUMN event_id varchar")
+            session.run(f"ALTER TABLE {table.sql()} ADD COLUMN event_id {text}")
             continue
         if dtype is None:
             raise IngestError(
@@ -129,32 +178,28 @@ def watermark(session: Session, source: str) -> datetime | None:
 
 
 def set_watermark(session: Session, record: IngestRecord) -> None:
-    p = session.dialect.param
-    session.run(f"DELETE FROM {SOURCE_STATE} WHERE source = {p}", [record.source])
-    session.run(
-        f"INSERT INTO {SOURCE_STATE} (source, kind, source_table, watermark, ingest_id, updated_at) "
-        f"VALUES ({session.dialect.placeholders(6)})",
-        [
-            record.source,
-            record.kind,
-            record.source_table,
-            record.watermark_to,
-            record.ingest_id,
-            record.finished_at,
-        ],
-    )
+    row = {
+        "source": record.source,
+        "kind": record.kind,
+        "source_table": record.source_table,
+        "watermark": record.watermark_to,
+        "ingest_id": record.ingest_id,
+        "updated_at": record.finished_at,
+    }
+    _replace(session, SOURCE_STATE, row, ("source",))
 
 
 def write_record(session: Session, record: IngestRecord) -> None:
-    row = record.row()
-    p = session.dialect.param
-    session.run(
-        f"DELETE FROM {INGESTS} WHERE ingest_id = {p} AND source = {p}", [record.ingest_id, record.source]
-    )
-    session.run(
-        f"INSERT INTO {INGESTS} ({', '.join(row)}) VALUES ({session.dialect.placeholders(len(row))})",
-        list(row.values()),
-    )
+    _replace(session, INGESTS, record.row(), ("ingest_id", "source"))
+
+
+def _replace(session: Session, table: str, row: dict[str, Any], key: Sequence[str]) -> None:
+    """`row` as the one row of its key in `table` (on Spark: its newest version)."""
+    if session.dialect.transactional:  # on Spark, the new version hides the old
+        p = session.dialect.param
+        where = " AND ".join(f"{k} = {p}" for k in key)
+        session.run(f"DELETE FROM {table} WHERE {where}", [row[k] for k in key])
+    lineage.insert_row(session, table, row)
 
 
 def read_ingests(session: Session, source: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

@@ -179,7 +179,7 @@ def _cursor(session: Session) -> Any:
     con = session.connection
     if session.dialect.name == "duckdb":
         return con.cursor()  # a second connection: reads committed data, as the source's writers left it
-    if getattr(con, "autocommit", False):
+    if not session.dialect.transactional or getattr(con, "autocommit", False):  # Spark: streams batches
         return con.cursor()
     return con.cursor(name="consentgate_ingest_read")
 
