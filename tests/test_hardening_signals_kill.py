@@ -7,12 +7,14 @@ knows the process is inside dataset 2 once dataset 1's log line ("first: N rows 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from cases_loader import create_tables
 from reference import Event
 
 CG = str(Path(sys.executable).with_name("consentgate"))
+#: After dataset 1's log line, the time until the process surely runs dataset 2's endless statement.
+INSIDE_S = 1.0
 ENDLESS = "(SELECT count(*) FROM range(1000000000000) AS r WHERE hash(r.range) % 7 = 3) >= 0"
 EVENTS = [
     Event("1", "ads", "granted", datetime(2026, 1, 1)),
@@ -77,6 +81,7 @@ def _kill_during_second_dataset(db: Path, policy: Path, sig: signal.Signals) -> 
             break
     else:
         raise AssertionError("dataset 1 never finished: " + "".join(lines))
+    time.sleep(INSIDE_S)  # inside dataset 2's endless statement: the signal must stop the statement
     proc.send_signal(sig)
     rest = proc.stderr.read()
     return proc.wait(timeout=300), "".join(lines) + rest
@@ -165,3 +170,51 @@ def test_a_signal_stops_the_running_duckdb_statement_and_the_next_one_runs(sig: 
         guard.cancel()
     assert session.all("SELECT 42") == [(42,)]
     con.close()
+
+
+def test_a_wakeup_fd_set_before_gets_every_signal_and_is_restored() -> None:
+    """asyncio (and anything else) may own the wakeup fd: the block forwards each signal to it."""
+    from consentgate.engine import termination
+
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    before = signal.set_wakeup_fd(write_fd)
+    try:
+        with termination.sigterm_raises(), pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the handler raises here
+        assert signal.set_wakeup_fd(write_fd) == write_fd  # restored
+        assert os.read(read_fd, 64) == bytes([signal.SIGINT])
+    finally:
+        signal.set_wakeup_fd(before)
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def test_a_signal_interrupts_the_statement_even_when_the_main_thread_never_runs_the_handler(
+    tmp_path: Path,
+) -> None:
+    """The class behind a run that ran on for 28 minutes: C code (a DuckDB statement) that keeps the
+    main thread and never lets the Python handler run. libc's system() is such code (it retries its
+    wait on EINTR): the statement here is a child process, and interrupting it kills the child. Only
+    the wakeup fd's watcher thread can do that; the handler runs once the call returns."""
+    import ctypes
+
+    from consentgate.engine import termination
+
+    pid_file = tmp_path / "pid"
+    interrupted_by: list[str] = []
+
+    class Statement:
+        def interrupt_running(self) -> None:
+            interrupted_by.append(threading.current_thread().name)
+            with contextlib.suppress(ProcessLookupError):  # the handler, once it runs, interrupts again
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+    statement = Statement()
+    termination.watch(statement)
+    libc = ctypes.CDLL(None)
+    threading.Timer(0.5, os.kill, [os.getpid(), signal.SIGTERM]).start()
+    with termination.sigterm_raises(), pytest.raises(termination.Terminated):
+        libc.system(f"sleep 30 & echo $! > {pid_file}; wait".encode())
+    assert interrupted_by[:1] == ["consentgate-signals"]

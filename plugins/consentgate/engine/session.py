@@ -80,9 +80,9 @@ class Session:
 
     def interrupt_running(self) -> None:
         """Interrupt the statement running now (DuckDB), from a thread, until it stops; the next
-        statement is never touched. Called by the signal handler (termination.watch)."""
+        statement is never touched. Called on a signal by termination's watcher thread and handler."""
         running = self._running
-        if not running:
+        if not running or self._interrupted == running:  # between statements, or already being stopped
             return
         self._interrupted = running
 

@@ -8,15 +8,19 @@ raising KeyboardInterrupt, and is remembered too: a database driver may turn eit
 SIGKILL cannot be caught: such a run stays `running` and readers show it as `stale`
 (consentgate.engine.lineage.effective_status).
 
-A Python signal handler runs between bytecodes, and DuckDB's own check for Ctrl-C during a statement
-misses the signal more often than not (DuckDB 2.0: the handler runs, the statement goes on). So every
-session that can interrupt its running statement registers here (`watch`), and the handler interrupts
-each one's statement from a thread until it stops: the statement fails, and `check` turns the failure
-into the signal's own exception.
+A Python signal handler runs only between bytecodes of the main thread, and a DuckDB statement keeps
+the main thread in C: DuckDB 2.0's own check for Ctrl-C misses the signal more often than not, and
+sometimes never lets the handler run at all (the statement, and the run, go on forever). So the
+outermost block also hands the interpreter a wakeup fd (`signal.set_wakeup_fd`): the C-level handler
+writes each signal's number to it at once, whatever the main thread is doing, and a watcher thread
+reading it interrupts the running statement of every session registered here (`watch`), from a thread
+until it stops. The statement fails, and `check` turns the failure into the signal's own exception. A
+wakeup fd set before (asyncio's) gets every byte forwarded, and is restored when the block ends.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import weakref
@@ -67,6 +71,45 @@ def _interrupt_statements() -> None:
         session.interrupt_running()
 
 
+def _watch_wakeup_fd(read_fd: int, forward_to: int) -> None:
+    """The watcher thread: each byte is a signal's number, written by the C-level handler."""
+    while data := os.read(read_fd, 64):  # b"" once the write end is closed: the block ended
+        if forward_to != -1:
+            try:
+                os.write(forward_to, data)
+            except OSError:  # full or closed: its owner reads signals its own way too
+                pass
+        for sig in data:
+            if sig in (signal.SIGTERM, signal.SIGINT):
+                _state["received"] = sig
+                _interrupt_statements()
+
+
+@contextmanager
+def _wakeup_watcher() -> Iterator[None]:
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)  # the C-level handler must never block
+    try:
+        previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except (ValueError, OSError):  # not the main interpreter: the Python handler alone interrupts
+        os.close(read_fd)
+        os.close(write_fd)
+        yield
+        return
+    watcher = threading.Thread(
+        target=_watch_wakeup_fd, args=(read_fd, previous), name="consentgate-signals", daemon=True
+    )
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(write_fd)
+        watcher.join(timeout=5)
+        if not watcher.is_alive():
+            os.close(read_fd)
+
+
 def _handler(previous: Any, sig: int) -> Callable[[int, Any], None]:
     def handler(signum: int, frame: Any) -> None:
         _state["received"] = sig
@@ -106,4 +149,6 @@ def sigterm_raises() -> Iterator[None]:
     with ExitStack() as stack:
         stack.enter_context(_installed(signal.SIGTERM))
         stack.enter_context(_installed(signal.SIGINT))
+        if outermost:
+            stack.enter_context(_wakeup_watcher())
         yield
