@@ -9,4 +9,6 @@ cd "$ROOT"
 # shellcheck source=scripts/ensure_tools.sh
 source "$ROOT/scripts/ensure_tools.sh"
 cg_ensure_tools "$ROOT"
-exec "$ROOT/.venv/bin/pytest" "$@"
+# Two workers (pytest-xdist): each test module on one worker, the Spark cluster's tests and those that
+# run dbt in the repository's example project together on one (tests/conftest.py). -n 0 runs serially.
+exec "$ROOT/.venv/bin/pytest" -n "${CONSENTGATE_TEST_WORKERS:-2}" "$@"

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -55,9 +56,29 @@ def warehouse(tmp_path: Path) -> tuple[Path, Path]:
     return db, policy
 
 
+#: Starts the CLI as a terminal does, with SIGINT at its default: a process started in the background
+#: of a non-interactive shell (nohup ... &, some CI runners) ignores SIGINT, and so would the CLI it starts.
+AS_FROM_A_TERMINAL = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+#: The longest a signalled run may take to stop (it stops in well under a second).
+STOP_TIMEOUT_S = 120
+
+
+@pytest.fixture
+def sigint_raises() -> Iterator[None]:
+    """Python's own SIGINT handler for the test, even when the suite was started with SIGINT ignored."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def _kill_during_second_dataset(db: Path, policy: Path, sig: signal.Signals) -> tuple[int, str]:
     proc = subprocess.Popen(
         [
+            sys.executable,
+            "-c",
+            AS_FROM_A_TERMINAL,
             CG,
             "run",
             "--policy",
@@ -83,8 +104,13 @@ def _kill_during_second_dataset(db: Path, policy: Path, sig: signal.Signals) -> 
         raise AssertionError("dataset 1 never finished: " + "".join(lines))
     time.sleep(INSIDE_S)  # inside dataset 2's endless statement: the signal must stop the statement
     proc.send_signal(sig)
-    rest = proc.stderr.read()
-    return proc.wait(timeout=300), "".join(lines) + rest
+    try:
+        rest = proc.communicate(timeout=STOP_TIMEOUT_S)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError(f"{sig.name} did not stop the run within {STOP_TIMEOUT_S} s") from None
+    return proc.returncode, "".join(lines) + rest
 
 
 def _read(db: Path, sql: str) -> list[tuple]:
@@ -148,7 +174,9 @@ def test_sigkill_between_datasets_leaves_a_stale_run_that_is_never_verified(
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM] * 3)
-def test_a_signal_stops_the_running_duckdb_statement_and_the_next_one_runs(sig: signal.Signals) -> None:
+def test_a_signal_stops_the_running_duckdb_statement_and_the_next_one_runs(
+    sig: signal.Signals, sigint_raises: None
+) -> None:
     """DuckDB's own Ctrl-C check misses most signals that arrive during a statement (the statement
     then runs on forever): consentgate interrupts the statement itself (termination.watch), raises the
     signal's exception, and leaves the session usable for recording the failure."""
@@ -172,7 +200,7 @@ def test_a_signal_stops_the_running_duckdb_statement_and_the_next_one_runs(sig: 
     con.close()
 
 
-def test_a_wakeup_fd_set_before_gets_every_signal_and_is_restored() -> None:
+def test_a_wakeup_fd_set_before_gets_every_signal_and_is_restored(sigint_raises: None) -> None:
     """asyncio (and anything else) may own the wakeup fd: the block forwards each signal to it."""
     from consentgate.engine import termination
 

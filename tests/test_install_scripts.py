@@ -438,7 +438,7 @@ def test_scripts_test_sh_on_a_fresh_machine_installs_every_tool_then_runs_pytest
     ]
     assert result.calls[-2:] == [
         f"npm ci --prefix {root}/tests/signals/reference --no-audit --no-fund",
-        "pytest -q -x",
+        "pytest -n 2 -q -x",  # two xdist workers
     ]
 
 
@@ -450,7 +450,7 @@ def test_scripts_test_sh_with_every_tool_present_installs_nothing(machine: Machi
 
     result = machine.run("exec ./scripts/test.sh tests/test_docs.py", uid=1000, cwd=root)
 
-    assert (result.returncode, result.calls, result.stderr) == (0, ["pytest tests/test_docs.py"], "")
+    assert (result.returncode, result.calls, result.stderr) == (0, ["pytest -n 2 tests/test_docs.py"], "")
 
 
 # -- scripts/bootstrap.sh: the venv on a fresh machine ----------------------------------------------------------

@@ -42,7 +42,11 @@ class Reference:
     def close(self) -> None:
         assert self.proc.stdin
         self.proc.stdin.close()
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a process forked by a test (Airflow's) holds the pipe open
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
 
 
 def ensure_installed() -> None:
