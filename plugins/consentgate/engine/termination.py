@@ -9,8 +9,8 @@ SIGKILL cannot be caught: such a run stays `running` and readers show it as `sta
 (consentgate.engine.lineage.effective_status).
 
 A Python signal handler runs only between bytecodes of the main thread, and a DuckDB statement keeps
-the main thread in C: DuckDB 2.0's own check for Ctrl-C misses the signal more often than not, and
-sometimes never lets the handler run at all (the statement, and the run, go on forever). So the
+the main thread in C: DuckDB 2.0's own check for Ctrl-C misses the signal more often than not, and C
+code that does not check at all keeps the handler from running until it returns. So the
 outermost block also hands the interpreter a wakeup fd (`signal.set_wakeup_fd`): the C-level handler
 writes each signal's number to it at once, whatever the main thread is doing, and a watcher thread
 reading it interrupts the running statement of every session registered here (`watch`), from a thread
