@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from consentgate.engine import spark_thrift
 from consentgate.engine.session import DUCKDB_CONFIG, Session, check_duckdb_file, open_failure, session_for
 from consentgate.errors import (
     DatabaseLockedError,
@@ -42,8 +43,6 @@ DIALECTS = {
 }
 #: The Spark Connect port when a spark_connect connection names none (Spark's default).
 SPARK_CONNECT_PORT = 15002
-#: The Thrift server port when a hiveserver2 connection names none (HiveServer2's default).
-HIVESERVER2_PORT = 10000
 
 
 @dataclass(frozen=True)
@@ -142,7 +141,9 @@ def spark_location(conn: Any) -> Location:
     """The Location of a spark_connect connection (the server of its URL), or of a hiveserver2 one (the
     Thrift server's host and port), without connecting."""
     if str(conn.conn_type or "").lower() == "hiveserver2":
-        return Location("spark", host=conn.host or "localhost", port=int(conn.port or HIVESERVER2_PORT))
+        return Location(
+            "spark", host=conn.host or "localhost", port=int(conn.port or spark_thrift.DEFAULT_PORT)
+        )
     host, port = spark_connect_url(conn).removeprefix("sc://").split("/", 1)[0].rsplit(":", 1)
     return Location("spark", host=host, port=int(port))
 

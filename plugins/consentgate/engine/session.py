@@ -343,7 +343,7 @@ def open_thrift(url: str) -> Session:
     try:
         con = hive.connect(
             parts.hostname or "localhost",
-            port=parts.port or 10000,
+            port=parts.port or spark_thrift.DEFAULT_PORT,
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             auth="LDAP" if parts.password else "NONE",

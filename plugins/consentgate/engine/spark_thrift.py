@@ -28,6 +28,8 @@ from consentgate.rule.names import quote
 
 #: PyHive logs each statement at INFO (parameters filled in) and each response (rows too) at DEBUG.
 THRIFT_LOGGERS = ("pyhive.hive", "pyhive.common")
+#: The Thrift server's port when a URL or connection names none (HiveServer2's default).
+DEFAULT_PORT = 10000
 #: Settings every Thrift session gets: UTC like the rule's literals; backslash escapes in literals.
 SESSION_SETTINGS = {"spark.sql.session.timeZone": "UTC", "spark.sql.parser.escapedStringLiterals": "false"}
 #: Rows per fetch round trip (PyHive's default is 1000).
@@ -195,20 +197,16 @@ class SparkThriftCursor:
             if not description:  # a command: no result set
                 self._rows = []
             else:
-                types = [str(d[1] or "") for d in description]
-                self._rows = [
-                    tuple(_convert(t, v) for t, v in zip(types, row, strict=True))
-                    for row in self._cursor.fetchall()
-                ]
+                self._rows = self._converted(self._cursor.fetchall())
         return self._rows
 
     def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
         """The next `size` rows of a query (PyHive fetches FETCH_SIZE rows per round trip)."""
+        return self._converted(self._cursor.fetchmany(size))
+
+    def _converted(self, rows: list[Any]) -> list[tuple[Any, ...]]:
         types = [str(d[1] or "") for d in self._cursor.description or []]
-        return [
-            tuple(_convert(t, v) for t, v in zip(types, row, strict=True))
-            for row in self._cursor.fetchmany(size)
-        ]
+        return [tuple(_convert(t, v) for t, v in zip(types, row, strict=True)) for row in rows]
 
     def close(self) -> None:
         with suppress(Exception):  # the operation is closed with its session anyway

@@ -83,10 +83,12 @@ class _Pipeline:
     def temp(self, name: str, select: str, params: Sequence[Any] = ()) -> None:
         self.s.scratch(self.t(name), select, params, durable=True)  # on Spark: never recomputed
 
+    def _spark_raw_columns(self) -> list[tuple[str, str]]:
+        return [(n, self.d.text_type if t == "VARCHAR" else t) for n, t in _RAW_TYPES]
+
     def create_raw(self) -> None:
         if not self.d.transactional:
-            columns = [(n, self.d.text_type if t == "VARCHAR" else t) for n, t in _RAW_TYPES]
-            self.raw_table = spark.durable_table(self.s, self.t(RAW), columns)
+            self.raw_table = spark.durable_table(self.s, self.t(RAW), self._spark_raw_columns())
             return
         self.s.run(f"DROP TABLE IF EXISTS {self.t(RAW)}")
         self.s.run(f"CREATE TEMP TABLE {self.t(RAW)} ({_RAW_DDL})")
@@ -96,8 +98,7 @@ class _Pipeline:
         (load_raw); Spark in one DataFrame (or INSERT ... VALUES over Thrift) per batch. Either way
         memory holds one batch."""
         if not self.d.transactional:
-            columns = [(n, self.d.text_type if t == "VARCHAR" else t) for n, t in _RAW_TYPES]
-            spark.append_rows(self.s, self.raw_table, columns, rows)
+            spark.append_rows(self.s, self.raw_table, self._spark_raw_columns(), rows)
             return
         text = "".join(_csv_line(r) for r in rows)
         if self.d.name == "duckdb":
@@ -206,7 +207,7 @@ class _Pipeline:
         """LATEST: the source's latest observation per key touched, as consentgate_source_latest will
         hold it after this ingest (store_latest)."""
         p, L = self.d.param, tables.SOURCE_LATEST
-        cols = "subject_key, pkey, purpose, status, severity, event_ts, expires_at, policy_version, label, obs_id"
+        cols = ", ".join(_STAGE_COLUMNS)
         candidates = (
             f"SELECT {cols} FROM {self.t(FLAGGED)} WHERE staged = 1 UNION ALL "
             f"SELECT subject_key, purpose_key, purpose, status, severity, event_ts, expires_at, policy_version, label, "
@@ -221,7 +222,7 @@ class _Pipeline:
     def store_latest(self, source: str, ingest_id: str) -> None:
         """LATEST into consentgate_source_latest (on Spark, new versions its ingest's record commits)."""
         p, L = self.d.param, tables.SOURCE_LATEST
-        cols = "subject_key, pkey, purpose, status, severity, event_ts, expires_at, policy_version, label, obs_id"
+        cols = ", ".join(_STAGE_COLUMNS)
         into = "source, subject_key, purpose_key, purpose, status, severity, event_ts, expires_at, policy_version, label, obs_id, ingest_id"
         if self.d.transactional:
             self.s.run(f"DELETE FROM {L} WHERE source = {p} AND {self._touched(L, 'purpose_key')}", [source])
