@@ -22,21 +22,12 @@ from sparkserver import running_server as running_spark  # noqa: E402
 
 #: scripts/test.sh runs two pytest-xdist workers; the scheduler below sends work units, largest first.
 #: A unit runs on one worker, so a session fixture it needs is started by one worker only:
-#: - CONNECT_UNIT: the tests on the Spark Connect cluster (one cluster, one Derby metastore), and those
-#:   that run dbt in the repository's own example project (`dbt deps`, marked repo_project), which the
-#:   Spark nightly test does too;
+#: - CONNECT_UNIT: the tests on the Spark Connect cluster (one cluster, one Derby metastore);
 #: - THRIFT_UNIT: the tests on Spark's Thrift server (a second Spark, with a metastore of its own);
 #: - every other module is a unit of its own (its module fixtures are set up once).
-CONNECT_UNIT = "spark-connect-and-repo-project"
+#: dbt never runs in the repository's own project (two workers would share it): see repo_untouched.
+CONNECT_UNIT = "spark-connect"
 THRIFT_UNIT = "spark-thrift"
-REPO_PROJECT_MODULES = frozenset(
-    {
-        "tests/airflow/test_airflow_ingest_e2e.py",
-        "tests/airflow/test_airflow_nightly_e2e.py",
-        "tests/airflow/test_airflow_postgres_e2e.py",
-        "tests/cosmos/test_nightly_run_verifies_clean.py",
-    }
-)
 CONNECT_FIXTURES = frozenset({"spark_server", "spark_session"})
 THRIFT_FIXTURES = frozenset({"spark_thrift_server", "thrift_connection"})
 
@@ -47,7 +38,7 @@ def _unit(nodeid: str) -> str:
     name = Path(module).name
     if "thrift" in name:
         return THRIFT_UNIT
-    if "spark" in name or module in REPO_PROJECT_MODULES:
+    if "spark" in name:
         return CONNECT_UNIT
     return module
 
@@ -68,24 +59,40 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test whose module name puts it in the wrong unit would run beside the tests it must not run
-    beside (two clusters, or two dbt runs in one project): refuse the collection and name it."""
+    beside (two clusters on one metastore, or two workers starting one): refuse the collection and name it."""
     for item in items:
         module = item.nodeid.split("::")[0]
         fixtures = set(getattr(item, "fixturenames", ()))
         needs = (
-            THRIFT_UNIT if fixtures & THRIFT_FIXTURES
-            else CONNECT_UNIT if fixtures & CONNECT_FIXTURES or item.get_closest_marker("repo_project")
+            THRIFT_UNIT
+            if fixtures & THRIFT_FIXTURES
+            else CONNECT_UNIT
+            if fixtures & CONNECT_FIXTURES
             else None
-        )  # fmt: skip
+        )
         if fixtures & THRIFT_FIXTURES and fixtures & CONNECT_FIXTURES:
             raise pytest.UsageError(f"{item.nodeid} uses the Thrift server and the Connect cluster: split it")
         if needs and _unit(item.nodeid) != needs:
             raise pytest.UsageError(
-                f"{module} must run in the work unit {needs!r}: name it *thrift* or *spark*, or list it "
-                "in REPO_PROJECT_MODULES (tests/conftest.py)"
+                f"{module} must run in the work unit {needs!r}: name it *thrift* or *spark*"
             )
-        if module in REPO_PROJECT_MODULES and item.get_closest_marker("repo_project") is None:
-            raise pytest.UsageError(f"{module} is in REPO_PROJECT_MODULES: mark its tests repo_project")
+
+
+def _tree(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.lstat().st_mtime_ns for p in root.rglob("*")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repo_untouched() -> Iterator[None]:
+    """No test writes into the repository's dbt project (`dbt deps`, target/, logs/): dbt runs in private
+    copies (tests/dbt/dbt_harness.copy_package; the nightly DAG's through cg_airflow.DBT_PROJECT), so
+    tests on two workers never share a project and a fresh clone gets nothing a test left behind."""
+    root = TESTS.parent / "dbt_project"
+    before = _tree(root)
+    yield
+    changed = sorted(set(before.items()) ^ set(_tree(root).items()))
+    if changed:
+        raise AssertionError(f"a test wrote into {root}: {sorted({name for name, _ in changed})[:10]}")
 
 
 @pytest.fixture(scope="session")

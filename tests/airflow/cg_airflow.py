@@ -50,6 +50,15 @@ AIRFLOW_ENV = {
     ),
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
 }
+# The nightly DAG runs `dbt deps` and `dbt build` in its project (CONSENTGATE_DBT_PROJECT_DIR), and `dbt
+# deps` writes there: each test process (each pytest-xdist worker) gets a copy of its own, never the
+# repository's (tests/conftest.py fails the session if a test writes into dbt_project/).
+if str(REPO / "tests" / "dbt") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests" / "dbt"))
+from dbt_harness import copy_package  # noqa: E402
+
+DBT_PROJECT = copy_package(AIRFLOW_HOME / "dbt_project", install=False)
+AIRFLOW_ENV["CONSENTGATE_DBT_PROJECT_DIR"] = str(DBT_PROJECT)
 os.environ.update(AIRFLOW_ENV)
 OPENLINEAGE_EVENTS.parent.mkdir(parents=True, exist_ok=True)
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "signals"))  # tcbi
 from tcbits import disclosed, vendor_bitfield  # noqa: E402
 from tcbits import tc as raw_tc  # noqa: E402
 
-pytestmark = [pytest.mark.slow, pytest.mark.repo_project]
+pytestmark = pytest.mark.slow
 
 DAG_ID = "consent_enforcement_nightly"
 DEMO_POLICY = REPO / "plugins" / "consentgate" / "examples" / "demo_policy.yml"

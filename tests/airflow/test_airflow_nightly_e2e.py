@@ -30,7 +30,7 @@ from httpserver import http_get
 from reference import Event, decide, reason_for
 from reference import enforce as reference_enforce
 
-pytestmark = [pytest.mark.slow, pytest.mark.repo_project]
+pytestmark = pytest.mark.slow
 
 DAG_ID = "consent_enforcement_nightly"
 # the demo policy's datasets; the dbt ad-targeting models (dbt_project/integration_tests, as its YAML

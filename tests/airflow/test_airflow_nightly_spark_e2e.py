@@ -477,12 +477,13 @@ def test_spark_create_demo_sources_loads_the_example_on_the_spark_target(spark_s
     import subprocess
 
     from cg_airflow import VENV_BIN
+    from dbt_harness import copy_package
 
     schema = "t_create_demo_sources"
     spark = spark_server.session()
     try:
         spark.sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        project = REPO / "dbt_project" / "integration_tests"
+        project = copy_package(tmp_path / "pkg")  # the package installed, as `dbt deps` does
         env = {
             **os.environ,
             "CONSENTGATE_DBT_TARGET": "spark",

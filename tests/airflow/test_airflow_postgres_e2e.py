@@ -37,8 +37,6 @@ from cg_airflow import (
 from pgserver import PgServer, fresh_database
 from reference import Event
 
-pytestmark = pytest.mark.repo_project
-
 DAG_ID = "consent_enforcement_nightly"
 DATASETS = DEMO_DATASETS
 MODELS = demo_models("public")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cg_airflow import REPO, build_demo, duckdb_conn
 
-pytestmark = [pytest.mark.slow, pytest.mark.repo_project]
+pytestmark = pytest.mark.slow
 
 
 def test_the_nightly_run_verifies_clean(airflow_db, tmp_path, monkeypatch) -> None:
