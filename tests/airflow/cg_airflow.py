@@ -87,6 +87,36 @@ def api_server(**env: str) -> Iterator[str]:
         yield url
 
 
+def nightly_dag(
+    mp: pytest.MonkeyPatch, tmp: Path, conn_id: str, conn_uri: str, policy: Path | None = None
+) -> Any:
+    """The nightly DAG, parsed with its warehouse on the Airflow connection `conn_id` (conn_uri, as an
+    AIRFLOW_CONN_* variable), `policy` or the demo policy, dbt's target/ and logs/ under tmp, and no
+    setting left that could point a task elsewhere (a DuckDB file, a dbt target, a schema)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    mp.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_uri)
+    mp.setenv("CONSENTGATE_CONN_ID", conn_id)
+    if policy is None:
+        mp.delenv("CONSENTGATE_POLICY", raising=False)
+    else:
+        mp.setenv("CONSENTGATE_POLICY", str(policy))
+    mp.delenv("AIRFLOW_CONN_DUCKDB_DEFAULT", raising=False)  # nothing may fall back to a DuckDB file
+    for name in (
+        "CONSENTGATE_POOL",
+        "CONSENTGATE_DBT_TARGET",
+        "CONSENTGATE_PG_SCHEMA",
+        "CONSENTGATE_SPARK_SCHEMA",
+    ):
+        mp.delenv(name, raising=False)
+    mp.delenv("SPARK_REMOTE", raising=False)
+    mp.setenv("DBT_TARGET_PATH", str(tmp / "dbt_target"))
+    mp.setenv("DBT_LOG_PATH", str(tmp / "dbt_logs"))
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    return bag.dags["consent_enforcement_nightly"]
+
+
 def build_demo(path: Path, subjects: int = 300) -> Path:
     """The demo warehouse (`consentgate demo --no-enforce`) at path."""
     subprocess.run(
@@ -104,6 +134,24 @@ def build_demo(path: Path, subjects: int = 300) -> Path:
         text=True,
     )
     return path
+
+
+def demo_tables(
+    demo: Path, copied: dict[str, str]
+) -> Iterator[tuple[str, list[tuple[str, str]], list[tuple]]]:
+    """For each demo table `copied` maps (schema.table -> its copy's name): the copy's name, the
+    table's (column, DuckDB type) in order, and its rows."""
+    import duckdb
+
+    with duckdb.connect(str(demo), read_only=True) as dk:
+        for src, dst in copied.items():
+            schema, name = src.split(".")
+            cols = dk.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                [schema, name],
+            ).fetchall()
+            yield dst, [(str(c), str(t)) for c, t in cols], dk.execute(f"SELECT * FROM {src}").fetchall()
 
 
 def duckdb_conn(path: Path) -> str:

@@ -17,6 +17,7 @@ consentgate_runs / consentgate_lineage views.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,13 @@ import pytest
 import yaml
 from cg_airflow import (
     DEMO_DATASETS,
-    REPO,
     assert_models_hold_only_consented_subjects,
     assert_targets_match_reference,
     asset_events,
     build_demo,
     demo_models,
+    demo_tables,
+    nightly_dag,
     openlineage_events,
     read,
     task_states,
@@ -92,28 +94,24 @@ def _reset(spark: Any) -> None:
             spark.sql(f"DROP {kind} IF EXISTS `{SCHEMA}`.`{t.name}`")
 
 
+def spark_tables(demo: Path) -> Iterator[tuple[str, str, list[tuple]]]:
+    """(Spark table, its column DDL, its rows, timestamps in UTC) for each demo table copied to Spark."""
+    for dst, cols, rows in demo_tables(demo, COPIED):
+        ddl = ", ".join(f"`{c}` {_spark_type(t)}" for c, t in cols)
+        yield dst, ddl, [tuple(_utc(v) for v in r) for r in rows]
+
+
 def copy_demo_to_spark(demo: Path, server: Any) -> dict[str, int]:
     """Copy the demo's tables (same columns, same types, same rows) into Spark; {table: rows}."""
-    import duckdb
-
     counts: dict[str, int] = {}
     spark = server.session()
     try:
         _reset(spark)
         spark.sql("CREATE SCHEMA raw")
-        with duckdb.connect(str(demo), read_only=True) as dk:
-            for src, dst in COPIED.items():
-                schema, name = src.split(".")
-                cols = dk.execute(
-                    "SELECT column_name, data_type FROM information_schema.columns "
-                    "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-                    [schema, name],
-                ).fetchall()
-                ddl = ", ".join(f"`{c}` {_spark_type(t)}" for c, t in cols)
-                rows = [tuple(_utc(v) for v in r) for r in dk.execute(f"SELECT * FROM {src}").fetchall()]
-                spark.createDataFrame(rows, schema=ddl).write.format("parquet").saveAsTable(dst)
-                counts[dst] = spark.table(dst).count()
-                assert counts[dst] == len(rows) > 0, dst
+        for dst, ddl, rows in spark_tables(demo):
+            spark.createDataFrame(rows, schema=ddl).write.format("parquet").saveAsTable(dst)
+            counts[dst] = spark.table(dst).count()
+            assert counts[dst] == len(rows) > 0, dst
     finally:
         spark.stop()
     return counts
@@ -162,14 +160,15 @@ RUN_COLUMNS = (
 )
 
 
-def read_state(server: Any, run_id: str) -> dict[str, Any]:
-    """The warehouse as the tests assert on it, read right after a run."""
-    con = _connect(server)
+def read_state(connect: Callable[[], Any], run_id: str) -> dict[str, Any]:
+    """The warehouse as the tests assert on it, read right after a run (`connect`: a new connection,
+    over Spark Connect or the Thrift server)."""
+    con = connect()
     try:
         present = {
-            f"{schema}.{t.name}"
+            f"{schema}.{r[1]}"
             for schema in ("consented", SCHEMA)
-            for t in con.spark.catalog.listTables(schema)
+            for r in read(con, f"SHOW TABLES IN {schema}")
         }
         return {
             "tables": {
@@ -229,29 +228,19 @@ def model_features(state: dict[str, Any]) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def spark_nightly(airflow_db, spark_server, tmp_path_factory) -> dict[str, Any]:
-    from airflow.dag_processing.dagbag import DagBag
-
     tmp = tmp_path_factory.mktemp("spark-nightly")
     copied = copy_demo_to_spark(build_demo(tmp / "warehouse.duckdb", subjects=300), spark_server)
     mp = pytest.MonkeyPatch()
-    mp.setenv(
-        f"AIRFLOW_CONN_{CONN_ID.upper()}", f"spark-connect://{spark_server.host}:{spark_server.connect_port}"
-    )
-    mp.setenv("CONSENTGATE_CONN_ID", CONN_ID)
-    mp.setenv("CONSENTGATE_POLICY", str(spark_policy(tmp / "policy.yml")))
-    mp.delenv("AIRFLOW_CONN_DUCKDB_DEFAULT", raising=False)  # nothing may fall back to a DuckDB file
-    for name in ("CONSENTGATE_POOL", "CONSENTGATE_DBT_TARGET", "CONSENTGATE_SPARK_SCHEMA", "SPARK_REMOTE"):
-        mp.delenv(name, raising=False)
-    mp.setenv("DBT_TARGET_PATH", str(tmp / "dbt_target"))
-    mp.setenv("DBT_LOG_PATH", str(tmp / "dbt_logs"))
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.import_errors == {}
+    url = f"spark-connect://{spark_server.host}:{spark_server.connect_port}"
+    dag = nightly_dag(mp, tmp, CONN_ID, url, spark_policy(tmp / "policy.yml"))
     # Twenty days after the DuckDB nightly test's nights (ten after PostgreSQL's): no shared run id.
     first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=20, hours=2)
     started = time.perf_counter()
     yield {
-        "dag": bag.dags[DAG_ID],
+        "dag": dag,
         "server": spark_server,
+        "connect": lambda: _connect(spark_server),
+        "namespace": f"sc://{spark_server.host}:{spark_server.connect_port}",
         "copied": copied,
         "days": [first, first + timedelta(days=1)],
         "started": started,
@@ -260,7 +249,7 @@ def spark_nightly(airflow_db, spark_server, tmp_path_factory) -> dict[str, Any]:
     mp.undo()
 
 
-def _night(spark_nightly: dict[str, Any], day: int) -> dict[str, Any]:
+def night(spark_nightly: dict[str, Any], day: int) -> dict[str, Any]:
     started = time.perf_counter()
     dag_run = spark_nightly["dag"].test(logical_date=spark_nightly["days"][day])
     print(f"Spark nightly, night {day + 1}: {time.perf_counter() - started:.1f}s")
@@ -272,19 +261,23 @@ def _night(spark_nightly: dict[str, Any], day: int) -> dict[str, Any]:
         "close_run": xcoms(dag_run, "close_run"),
         "audits": xcoms(dag_run, "audit_ad_targeting"),
         "dbt": (xcoms(dag_run, "dbt_build_ad_targeting") or [None])[0],
-        **read_state(spark_nightly["server"], dag_run.run_id),
+        **read_state(spark_nightly["connect"], dag_run.run_id),
     }
 
 
 @pytest.fixture(scope="module")
 def spark_day1(spark_nightly) -> dict[str, Any]:
-    return _night(spark_nightly, 0)
+    return night(spark_nightly, 0)
 
 
 @pytest.fixture(scope="module")
 def spark_opted_out(spark_nightly, spark_day1) -> dict[str, Any]:
+    return opt_out(spark_nightly)
+
+
+def opt_out(spark_nightly: dict[str, Any]) -> dict[str, Any]:
     """A subject present in every ad-targeting output after day 1 opts out of both purposes."""
-    con = _connect(spark_nightly["server"])
+    con = spark_nightly["connect"]()
     try:
         found = read(
             con,
@@ -330,7 +323,7 @@ def spark_opted_out(spark_nightly, spark_day1) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def spark_day2(spark_nightly, spark_opted_out) -> dict[str, Any]:
-    return _night(spark_nightly, 1)
+    return night(spark_nightly, 1)
 
 
 def test_spark_dag_runs_its_warehouse_tasks_in_the_one_slot_pool(spark_nightly) -> None:
@@ -351,8 +344,7 @@ def test_spark_day1_every_target_holds_exactly_the_consented_rows(spark_day1, sp
     assert spark_day1["dag_state"] == "success", spark_day1["states"]
     assert all(s == "success" for s in spark_day1["states"].values()), spark_day1["states"]
     assert_targets_match_reference(spark_day1, spark_nightly["days"][0])
-    server = spark_nightly["server"]
-    base = f"sc://{server.host}:{server.connect_port}"
+    base = spark_nightly["namespace"]
     expected = {f"{base}/{target.replace('.', '/')}" for _s, target, *_ in DATASETS.values()}
     expected |= {f"{base}/{model.replace('.', '/')}" for model in MODELS}  # the dbt models built
     assert set(spark_day1["asset_events"]) == expected
@@ -375,7 +367,6 @@ def test_spark_day1_dbt_models_on_spark_and_audits_passed(spark_day1, spark_nigh
 
 
 def test_spark_day1_openlineage_names_the_dbt_models_on_the_spark_server(spark_day1, spark_nightly) -> None:
-    server = spark_nightly["server"]
     events = [
         e
         for e in openlineage_events()
@@ -384,7 +375,7 @@ def test_spark_day1_openlineage_names_the_dbt_models_on_the_spark_server(spark_d
         and e["run"]["facets"].get("airflow", {}).get("dagRun", {}).get("run_id") == spark_day1["dag_run_id"]
     ]
     assert len(events) == 1, "one COMPLETE event for the dbt task of day 1"
-    namespace = f"sc://{server.host}:{server.connect_port}"
+    namespace = spark_nightly["namespace"]
     assert {d["namespace"] for d in events[0]["outputs"] + events[0]["inputs"]} == {namespace}
     assert sorted(o["name"] for o in events[0]["outputs"]) == sorted(MODELS)
     assert {f"{SCHEMA}.consent_events", f"{SCHEMA}.stg_customers", f"{SCHEMA}.stg_web_events"} <= {

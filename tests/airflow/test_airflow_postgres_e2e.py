@@ -25,12 +25,13 @@ from typing import Any
 import pytest
 from cg_airflow import (
     DEMO_DATASETS,
-    REPO,
     assert_models_hold_only_consented_subjects,
     assert_targets_match_reference,
     asset_events,
     build_demo,
     demo_models,
+    demo_tables,
+    nightly_dag,
     task_states,
     xcoms,
 )
@@ -67,25 +68,17 @@ def _pg_type(duckdb_type: str) -> str:
 
 def copy_demo_to_postgres(demo: Path, db: PgServer) -> dict[str, int]:
     """Copy the demo's tables (same columns, same types, same rows) into PostgreSQL; {table: rows}."""
-    import duckdb
     from psycopg2.extras import execute_values
 
     counts: dict[str, int] = {}
     pg = db.connect()
     try:
-        with duckdb.connect(str(demo), read_only=True) as dk, pg.cursor() as cur:
+        with pg.cursor() as cur:
             for schema in sorted({dst.split(".")[0] for dst in COPIED.values()} - {"public"}):
                 cur.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            for src, dst in COPIED.items():
-                schema, name = src.split(".")
-                cols = dk.execute(
-                    "SELECT column_name, data_type FROM information_schema.columns "
-                    "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-                    [schema, name],
-                ).fetchall()
+            for dst, cols, rows in demo_tables(demo, COPIED):
                 columns = ", ".join(f'"{c}" {_pg_type(t)}' for c, t in cols)
                 cur.execute(f"CREATE TABLE {dst} ({columns})")
-                rows = dk.execute(f"SELECT * FROM {src}").fetchall()
                 execute_values(cur, f"INSERT INTO {dst} VALUES %s", rows, page_size=5000)
                 cur.execute(f"SELECT count(*) FROM {dst}")
                 counts[dst] = cur.fetchone()[0]
@@ -188,25 +181,15 @@ def demo_duckdb(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def pg_nightly(airflow_db, pg_server, demo_duckdb, tmp_path_factory) -> dict[str, Any]:
-    from airflow.dag_processing.dagbag import DagBag
-
     tmp = tmp_path_factory.mktemp("pg-nightly")
     db = fresh_database(pg_server, "cg_airflow_nightly")
     copy_demo_to_postgres(demo_duckdb, db)
     mp = pytest.MonkeyPatch()
-    mp.setenv("AIRFLOW_CONN_WAREHOUSE_PG", pg_conn_uri(db))
-    mp.setenv("CONSENTGATE_CONN_ID", "warehouse_pg")
-    mp.delenv("AIRFLOW_CONN_DUCKDB_DEFAULT", raising=False)  # nothing may fall back to a DuckDB file
-    for name in ("CONSENTGATE_POLICY", "CONSENTGATE_POOL", "CONSENTGATE_PG_SCHEMA", "CONSENTGATE_DBT_TARGET"):
-        mp.delenv(name, raising=False)
-    mp.setenv("DBT_TARGET_PATH", str(tmp / "dbt_target"))
-    mp.setenv("DBT_LOG_PATH", str(tmp / "dbt_logs"))
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.import_errors == {}
+    dag = nightly_dag(mp, tmp, "warehouse_pg", pg_conn_uri(db))
     # Ten days after the DuckDB nightly test's nights, so the two never share a logical date (a run id).
     first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=10, hours=2)
     started = time.perf_counter()
-    yield {"dag": bag.dags[DAG_ID], "db": db, "days": [first, first + timedelta(days=1)], "started": started}
+    yield {"dag": dag, "db": db, "days": [first, first + timedelta(days=1)], "started": started}
     print(f"PostgreSQL nightly, two nights: {time.perf_counter() - started:.1f}s")
     mp.undo()
 

@@ -129,9 +129,15 @@ def decide(
     enforcer.take_snapshot([purpose])
     source = TableName(None, dataset)
     rows_in, rows_out, excluded = enforcer.counts(source, "subject", purpose, normalize)
-    kept = sorted(
-        int(r[0])
-        for r in session.all(f"SELECT row_id FROM ({enforcer._consented_sql(source, 'subject')}) AS k")
-    )  # noqa: SLF001
+    kept, broadcast = (
+        sorted(
+            int(r[0])
+            for r in session.all(
+                f"SELECT row_id FROM ({enforcer._consented_sql(source, 'subject', broadcast=b)}) AS k"  # noqa: SLF001
+            )
+        )
+        for b in (False, True)
+    )
+    assert broadcast == kept, "the broadcast semi-join keeps other rows than the IN form"
     assert rows_out == len(kept)
     return kept, excluded, rows_in

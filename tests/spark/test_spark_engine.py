@@ -92,6 +92,43 @@ def test_enforce_switches_the_target_view_and_records_append_only_evidence(spark
     assert [r[0] for r in versions] == ["running", "success"]
 
 
+def test_the_write_broadcasts_consented_values_up_to_the_cap_and_shuffles_above_it(
+    spark_session, monkeypatch
+) -> None:
+    """The same target, counts and evidence whichever join the write takes; the broadcast only for
+    consented values of at most BROADCAST_KEY_BYTES."""
+    from consentgate.engine.session import Session
+
+    schema = spark_session.catalog.currentDatabase()
+    _warehouse(spark_session, schema)
+    writes: list[str] = []
+    run = Session.run
+
+    def recording(self, sql, params=()):
+        if sql.startswith("CREATE TABLE") and spark.RUN_TABLE_MARK in sql:
+            writes.append(sql)
+        return run(self, sql, params)
+
+    monkeypatch.setattr(Session, "run", recording)
+    args = dict(source="events", subject_column="customer_id", purpose="ad_targeting", as_of=T2)
+    results = {}
+    # Consented as of T2: 'a' alone, 1 byte.
+    for cap, target in ((spark.BROADCAST_KEY_BYTES, "out.under"), (1, "out.at_cap"), (0, "out.over")):
+        monkeypatch.setattr(spark, "BROADCAST_KEY_BYTES", cap)
+        results[cap] = enforce(**args, target=target, connection=spark_session)
+        assert _ids(spark_session, target) == KEPT[T2]
+    assert ["BROADCAST" in w for w in writes] == [True, True, False]
+    assert (
+        len(
+            {
+                (r.rows_in, r.rows_out, tuple(r.excluded.items()), r.consent_fingerprint)
+                for r in results.values()
+            }
+        )
+        == 1
+    )
+
+
 def test_a_target_that_is_a_plain_table_is_refused_and_kept(spark_session) -> None:
     schema = spark_session.catalog.currentDatabase()
     _warehouse(spark_session, schema)

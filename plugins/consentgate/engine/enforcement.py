@@ -348,9 +348,10 @@ class Enforcer:
         dtype = self._subject_types.get((table.key(self.session.default_schema), subject_column), "")
         return semantics.subject_value(self.d, f"s.{quote(subject_column)}", dtype)
 
-    def _consented_sql(self, source: TableName, subject_column: str) -> str:
+    def _consented_sql(self, source: TableName, subject_column: str, *, broadcast: bool = False) -> str:
         """The consented rows of `source`, per the key table (_key_table must have run for it)."""
-        return semantics.consented_select(self.d, source.sql(), self._subject_value(source, subject_column))
+        subject = self._subject_value(source, subject_column)
+        return semantics.consented_select(self.d, source.sql(), subject, broadcast=broadcast)
 
     def _check_target(self, source: TableName, target: TableName) -> None:
         s = self.session
@@ -371,9 +372,12 @@ class Enforcer:
         subject = self._subject_value(table, subject_column)
         s.scratch(keys, semantics.keys_select(self.d, table.sql(), subject, normalize))
 
-    def _counted(self) -> tuple[int, int, dict[str, int]]:
-        rows_in, rows_out, *by_reason = (int(v) for v in self.session.one(semantics.counts_select(self.d)))
-        return rows_in, rows_out, dict(zip(REASONS, by_reason, strict=True))
+    def _counted(self, *, key_bytes: bool = False) -> tuple[int, int, dict[str, int], int]:
+        """(rows_in, rows_out, excluded by reason) from the key table and, with key_bytes, the bytes of
+        its consented values as text (else 0)."""
+        values = [int(v) for v in self.session.one(semantics.counts_select(self.d, key_bytes=key_bytes))]
+        rows_in, rows_out, *by_reason = values[: 2 + len(REASONS)]
+        return rows_in, rows_out, dict(zip(REASONS, by_reason, strict=True)), sum(values[2 + len(REASONS) :])
 
     @staged("counting the rows of", lambda self, table, *a: table)
     def counts(
@@ -384,7 +388,8 @@ class Enforcer:
         col = self._resolve_source(table, subject_column)
         self._decide(purpose, normalize)
         self._key_table(table, col, normalize)
-        return self._counted()
+        rows_in, rows_out, excluded, _ = self._counted()
+        return rows_in, rows_out, excluded
 
     def _has_consent(self, purpose: str, normalize: str | None) -> bool:
         """Whether any event counts for `purpose` (decides it first, unless partitioned)."""
@@ -461,9 +466,15 @@ class Enforcer:
                 rows_in, rows_out, excluded = self._enforce_sliced(source, col, target, ds)
             else:
                 self._key_table(source, col, ds.normalize)
-                for stmt in self.d.replace_table(written_to.sql(), self._consented_sql(source, col)):
+                # Counted before the write (the key table does not change), so that Spark can be told to
+                # broadcast a small set of consented values (spark.BROADCAST_KEY_BYTES).
+                spark_sql = self.d.name == "spark"
+                rows_in, rows_out, excluded, key_bytes = self._counted(key_bytes=spark_sql)
+                select = self._consented_sql(
+                    source, col, broadcast=spark_sql and key_bytes <= spark.BROADCAST_KEY_BYTES
+                )
+                for stmt in self.d.replace_table(written_to.sql(), select):
                     s.run(stmt)
-                rows_in, rows_out, excluded = self._counted()
             written = int(s.one(f"SELECT count(*) FROM {written_to.sql()}")[0])
             if written != rows_out or rows_in != rows_out + sum(excluded.values()):
                 raise ConsistencyError(

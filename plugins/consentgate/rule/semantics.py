@@ -281,15 +281,28 @@ def keys_select(
     )
 
 
-def consented_select(d: Dialect, source_sql: str, subject_expr: str) -> str:
+def consented_select(d: Dialect, source_sql: str, subject_expr: str, *, broadcast: bool = False) -> str:
     """The source's rows whose subject value (`subject_expr` over alias `s`, as given to keys_select)
-    is consented (per KEYS), all columns unchanged."""
+    is consented (per KEYS), all columns unchanged.
+
+    `broadcast` (Spark): the same rows through a semi-join that ships the consented values to every
+    task (a BROADCAST hint) instead of shuffling the whole source to meet them (a sort-merge join,
+    which Spark plans for any build side it cannot prove under 10 MB). Only for a set of values known
+    to be small (counts_select's key_bytes)."""
     keys = scratch(d, KEYS)
-    return f"SELECT s.* FROM {source_sql} AS s WHERE {subject_expr} IN (SELECT raw FROM {keys} WHERE severity = {VALID_GRANT})"
+    consented = f"SELECT raw FROM {keys} WHERE severity = {VALID_GRANT}"
+    if broadcast:
+        return (
+            f"SELECT /*+ BROADCAST(k) */ s.* FROM {source_sql} AS s "
+            f"LEFT SEMI JOIN ({consented}) AS k ON {subject_expr} = k.raw"
+        )
+    return f"SELECT s.* FROM {source_sql} AS s WHERE {subject_expr} IN ({consented})"
 
 
-def counts_select(d: Dialect) -> str:
-    """rows_in, rows_out and one count per exclusion reason (in REASONS order), from KEYS."""
+def counts_select(d: Dialect, *, key_bytes: bool = False) -> str:
+    """rows_in, rows_out and one count per exclusion reason (in REASONS order), from KEYS; with
+    `key_bytes`, then the bytes of the consented values as text (what consented_select's broadcast
+    would ship)."""
     blank = f"(raw IS NULL OR {text_key(d, 'raw', None)} = '')"
     conditions = {
         "null_subject": f"severity IS NULL AND {blank}",
@@ -301,4 +314,6 @@ def counts_select(d: Dialect) -> str:
         f"sum(n) FILTER (WHERE severity = {VALID_GRANT})",
         *(f"sum(n) FILTER (WHERE {conditions[reason]})" for reason in REASONS),
     ]
+    if key_bytes:
+        parts.append(f"sum(octet_length(CAST(raw AS {d.text_type}))) FILTER (WHERE severity = {VALID_GRANT})")
     return f"SELECT {', '.join(f'coalesce({p}, 0)' for p in parts)} FROM {scratch(d, KEYS)}"
