@@ -15,6 +15,7 @@ from typing import Any
 
 from consentgate.engine.enforcement import Enforcer
 from consentgate.engine.session import Session
+from consentgate.rule import semantics
 from consentgate.rule.names import TableName
 from reference import Event
 
@@ -139,5 +140,11 @@ def decide(
         for b in (False, True)
     )
     assert broadcast == kept, "the broadcast semi-join keeps other rows than the IN form"
+    # The path of small decisions (enforce(): no key table, rows matched to the decisions directly).
+    subject = enforcer._subject_value(source, "subject")  # noqa: SLF001
+    rows = semantics.decided_rows(enforcer.d, source.sql(), subject, normalize)
+    assert enforcer._counted(relation=rows)[:3] == (rows_in, rows_out, excluded), "row-by-row counts differ"  # noqa: SLF001
+    direct = semantics.decided_consented_select(enforcer.d, source.sql(), subject, normalize)
+    assert sorted(int(r[0]) for r in session.all(f"SELECT row_id FROM ({direct}) AS k")) == kept
     assert rows_out == len(kept)
     return kept, excluded, rows_in

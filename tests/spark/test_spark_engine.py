@@ -92,11 +92,12 @@ def test_enforce_switches_the_target_view_and_records_append_only_evidence(spark
     assert [r[0] for r in versions] == ["running", "success"]
 
 
-def test_the_write_broadcasts_consented_values_up_to_the_cap_and_shuffles_above_it(
+def test_the_write_broadcasts_small_decisions_or_consented_values_and_shuffles_above_the_cap(
     spark_session, monkeypatch
 ) -> None:
-    """The same target, counts and evidence whichever join the write takes; the broadcast only for
-    consented values of at most BROADCAST_KEY_BYTES."""
+    """The same target, counts and evidence whichever path the write takes: decisions of at most
+    BROADCAST_KEY_BYTES matched row by row (no key table), else the key table, whose consented values
+    are broadcast up to the same size."""
     from consentgate.engine.session import Session
 
     schema = spark_session.catalog.currentDatabase()
@@ -112,12 +113,16 @@ def test_the_write_broadcasts_consented_values_up_to_the_cap_and_shuffles_above_
     monkeypatch.setattr(Session, "run", recording)
     args = dict(source="events", subject_column="customer_id", purpose="ad_targeting", as_of=T2)
     results = {}
-    # Consented as of T2: 'a' alone, 1 byte.
+    # As of T2: decisions for 'a', 'b' and 'c' (3 bytes), of which 'a' alone (1 byte) is consented.
     for cap, target in ((spark.BROADCAST_KEY_BYTES, "out.under"), (1, "out.at_cap"), (0, "out.over")):
         monkeypatch.setattr(spark, "BROADCAST_KEY_BYTES", cap)
         results[cap] = enforce(**args, target=target, connection=spark_session)
         assert _ids(spark_session, target) == KEPT[T2]
-    assert ["BROADCAST" in w for w in writes] == [True, True, False]
+    paths = [
+        "decisions" if "k.subject_key" in w else "broadcast keys" if "BROADCAST" in w else "keys"
+        for w in writes
+    ]
+    assert paths == ["decisions", "broadcast keys", "keys"]
     assert (
         len(
             {

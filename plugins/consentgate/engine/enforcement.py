@@ -220,6 +220,7 @@ class Enforcer:
         self._purposes: dict[str, int] = {}
         self._consent_cols: tuple[ConsentColumns, dict[str, str]] = (self.columns, {})
         self._decided_for: tuple[str, str | None] | None = None
+        self._decided_bytes: int | None = None  # Spark: bytes of the decided keys (_has_consent)
         self._subject_types: dict[tuple[tuple[str, str], str], str] = {}
         # The record start_run opened, on Spark: see enforce().
         self._opened: lineage.RunRecord | None = None
@@ -372,10 +373,13 @@ class Enforcer:
         subject = self._subject_value(table, subject_column)
         s.scratch(keys, semantics.keys_select(self.d, table.sql(), subject, normalize))
 
-    def _counted(self, *, key_bytes: bool = False) -> tuple[int, int, dict[str, int], int]:
-        """(rows_in, rows_out, excluded by reason) from the key table and, with key_bytes, the bytes of
-        its consented values as text (else 0)."""
-        values = [int(v) for v in self.session.one(semantics.counts_select(self.d, key_bytes=key_bytes))]
+    def _counted(
+        self, *, key_bytes: bool = False, relation: str | None = None
+    ) -> tuple[int, int, dict[str, int], int]:
+        """(rows_in, rows_out, excluded by reason) from the key table (or `relation`,
+        semantics.decided_rows) and, with key_bytes, the bytes of its consented values as text (else 0)."""
+        select = semantics.counts_select(self.d, key_bytes=key_bytes, relation=relation)
+        values = [int(v) for v in self.session.one(select)]
         rows_in, rows_out, *by_reason = values[: 2 + len(REASONS)]
         return rows_in, rows_out, dict(zip(REASONS, by_reason, strict=True)), sum(values[2 + len(REASONS) :])
 
@@ -395,9 +399,13 @@ class Enforcer:
         """Whether any event counts for `purpose` (decides it first, unless partitioned)."""
         if self.partitions is None:
             self._decide(purpose, normalize)
-            return bool(
-                self.session.all(f"SELECT 1 FROM {semantics.scratch(self.d, semantics.DECIDED)} LIMIT 1")
-            )
+            decided = semantics.scratch(self.d, semantics.DECIDED)
+            if self.d.name == "spark":  # and their size: whether a write can broadcast them
+                n, self._decided_bytes = (
+                    int(v) for v in self.session.one(semantics.decided_size_select(self.d))
+                )
+                return n > 0
+            return bool(self.session.all(f"SELECT 1 FROM {decided} LIMIT 1"))
         if purpose not in self._purposes:
             raise RuntimeError(f"purpose {purpose!r} was not passed to take_snapshot()")
         cols, types = self._consent_cols
@@ -424,6 +432,12 @@ class Enforcer:
             target_sql=target.sql(),
             partitions=partitioned.resolve(self.session, self.partitions, source, self.consent),
         )
+
+    def _broadcasts_decisions(self) -> bool:
+        """Whether enforce() matches rows to the decisions directly (Spark, at most
+        spark.BROADCAST_KEY_BYTES of decided keys, measured by _has_consent)."""
+        size = self._decided_bytes
+        return self.d.name == "spark" and size is not None and size <= spark.BROADCAST_KEY_BYTES
 
     def _require_snapshot(self) -> Snapshot:
         if self.snapshot is None:
@@ -464,6 +478,16 @@ class Enforcer:
             written_to = target if self.d.transactional else spark.new_run_table(s, target)
             if self.partitions is not None:
                 rows_in, rows_out, excluded = self._enforce_sliced(source, col, target, ds)
+            elif self._broadcasts_decisions():
+                # Spark, decisions small enough to broadcast: each row joined to its decision and counted
+                # in one pass, the target written from the consented decisions; no key table (a grouped
+                # pass over the source, with a shuffle of its distinct values).
+                subject = self._subject_value(source, col)
+                rows = semantics.decided_rows(self.d, source.sql(), subject, ds.normalize)
+                rows_in, rows_out, excluded, _ = self._counted(relation=rows)
+                select = semantics.decided_consented_select(self.d, source.sql(), subject, ds.normalize)
+                for stmt in self.d.replace_table(written_to.sql(), select):
+                    s.run(stmt)
             else:
                 self._key_table(source, col, ds.normalize)
                 # Counted before the write (the key table does not change), so that Spark can be told to

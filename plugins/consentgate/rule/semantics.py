@@ -299,10 +299,36 @@ def consented_select(d: Dialect, source_sql: str, subject_expr: str, *, broadcas
     return f"SELECT s.* FROM {source_sql} AS s WHERE {subject_expr} IN ({consented})"
 
 
-def counts_select(d: Dialect, *, key_bytes: bool = False) -> str:
-    """rows_in, rows_out and one count per exclusion reason (in REASONS order), from KEYS; with
-    `key_bytes`, then the bytes of the consented values as text (what consented_select's broadcast
-    would ship)."""
+def decided_rows(d: Dialect, source_sql: str, subject_expr: str, normalize: str | None) -> str:
+    """A relation like KEYS (raw, n, severity) with one row per row of the source (n = 1): each joined
+    to the decision of its key, the decisions broadcast (Spark). For decisions known to be small
+    (decided_size_select): counts_select over it counts in one pass, without grouping the source."""
+    return (
+        f"(SELECT /*+ BROADCAST(dd) */ {subject_expr} AS raw, 1 AS n, dd.severity FROM {source_sql} AS s "
+        f"LEFT JOIN {scratch(d, DECIDED)} AS dd ON dd.subject_key = {text_key(d, subject_expr, normalize)}) AS r"
+    )
+
+
+def decided_consented_select(d: Dialect, source_sql: str, subject_expr: str, normalize: str | None) -> str:
+    """consented_select's rows, matched to the consented decisions (DECIDED) row by row, broadcast,
+    instead of through KEYS: the same rows, as a row follows its key's decision either way."""
+    consented = f"SELECT subject_key FROM {scratch(d, DECIDED)} WHERE severity = {VALID_GRANT}"
+    return (
+        f"SELECT /*+ BROADCAST(k) */ s.* FROM {source_sql} AS s LEFT SEMI JOIN ({consented}) AS k "
+        f"ON {text_key(d, subject_expr, normalize)} = k.subject_key"
+    )
+
+
+def decided_size_select(d: Dialect) -> str:
+    """(decisions, bytes of their keys) of DECIDED: whether any event counts, and whether the
+    decisions are small enough to broadcast."""
+    return f"SELECT count(*), coalesce(sum(octet_length(subject_key)), 0) FROM {scratch(d, DECIDED)}"
+
+
+def counts_select(d: Dialect, *, key_bytes: bool = False, relation: str | None = None) -> str:
+    """rows_in, rows_out and one count per exclusion reason (in REASONS order), from KEYS (or
+    `relation`, of the same columns: decided_rows); with `key_bytes`, then the bytes of the consented
+    values as text (what consented_select's broadcast would ship)."""
     blank = f"(raw IS NULL OR {text_key(d, 'raw', None)} = '')"
     conditions = {
         "null_subject": f"severity IS NULL AND {blank}",
@@ -316,4 +342,4 @@ def counts_select(d: Dialect, *, key_bytes: bool = False) -> str:
     ]
     if key_bytes:
         parts.append(f"sum(octet_length(CAST(raw AS {d.text_type}))) FILTER (WHERE severity = {VALID_GRANT})")
-    return f"SELECT {', '.join(f'coalesce({p}, 0)' for p in parts)} FROM {scratch(d, KEYS)}"
+    return f"SELECT {', '.join(f'coalesce({p}, 0)' for p in parts)} FROM {relation or scratch(d, KEYS)}"
