@@ -296,11 +296,12 @@ def refresh(session: Any, table: Any) -> None:
         session._call(run)  # noqa: SLF001 - one statement, its not-found condition read here
 
 
-#: The largest set of consented subject values (bytes of text) a Spark target's write broadcasts to
-#: every task instead of shuffling the source (semantics.consented_select). Spark's own threshold,
-#: 10 MB, is for sizes it can prove, and it cannot prove the size of a filtered cache: without the hint,
-#: the write of 10M rows took 22 s instead of 7.6 s (docs/performance.md). 64 MiB of values costs the
-#: driver, which builds the broadcast, a few hundred MB at most.
+#: The most bytes of subject keys an enforcement on Spark broadcasts to every task instead of shuffling
+#: the source to meet them: the decided keys (semantics.decided_rows and decided_consented_select, no
+#: key table), else the key table's consented values (semantics.consented_select). Spark's own
+#: threshold, 10 MB, is for sizes it can prove, and it cannot prove the size of a cache: without the
+#: hint, the write of 10M rows took 22 s instead of 7.6 s (docs/performance.md). 64 MiB of keys costs
+#: the driver, which builds the broadcast, a few hundred MB at most.
 BROADCAST_KEY_BYTES = 64 * 2**20
 
 
