@@ -165,3 +165,35 @@ def vars_arg(**values: Any) -> list[str]:
     import json
 
     return ["--vars", json.dumps(values)]
+
+
+#: A project macro for on-run-end, before log_lineage: with var forget_cached, it drops every model,
+#: seed, snapshot and source of the graph (the consent log is one) from dbt's relation cache, as
+#: dbt-spark's listing does when a concurrent invocation drops a relation while it lists the schema.
+FORGET_CACHED = """{% macro forget_cached() %}
+  {%- if execute and var('forget_cached', false) -%}
+    {%- set forgotten = [] -%}
+    {%- for node in (graph.nodes.values() | list) + (graph.sources.values() | list)
+          if node.resource_type in ['model', 'seed', 'snapshot', 'source'] -%}
+      {%- set relation = adapter.get_relation(node.database, node.schema, node.identifier or node.alias) -%}
+      {%- if relation is not none -%}
+        {%- do adapter.cache_dropped(relation) -%}
+        {%- do forgotten.append(relation.identifier) -%}
+      {%- endif -%}
+    {%- endfor -%}
+    {%- do log('forget_cached: forgot ' ~ (forgotten | sort | join(',')), info=true) -%}
+  {%- endif -%}
+  {{ return('') }}
+{% endmacro %}
+"""
+
+
+def add_forget_cached_hook(project: Path) -> None:
+    """Add FORGET_CACHED to the project and run it on-run-end just before log_lineage."""
+    (project / "macros").mkdir(exist_ok=True)
+    (project / "macros" / "forget_cached.sql").write_text(FORGET_CACHED)
+    yml = project / "dbt_project.yml"
+    hook = '  - "{{ consentgate.log_lineage(results) }}"'
+    text = yml.read_text()
+    assert text.count(hook) == 1, text
+    yml.write_text(text.replace(hook, '  - "{{ forget_cached() }}"\n' + hook))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dbt_harness import DBT, Backend, run_dbt, vars_arg
+from dbt_harness import DBT, Backend, add_forget_cached_hook, run_dbt, vars_arg
 from example_expectations import AS_OF, run_row
 
 pytestmark = pytest.mark.slow
@@ -180,6 +180,29 @@ def test_a_failing_consent_test_keeps_the_run_failed_after_later_successes(examp
         "1 node(s) failed: test.consentgate_integration_tests.consentgate_only_consented"
     )
     assert {d.split("/")[0] for d in evidence(backend, "planted")["lineage"]} == set(models)
+
+
+def _check_cache_lost(project: Path, backend: Backend) -> None:
+    build_one(project, backend, "one")
+    add_forget_cached_hook(project)
+    args = ["build", *vars_arg(consentgate_as_of=AS_OF, consentgate_run_id="forgotten", forget_cached=True)]
+    out = run_dbt(project, args, backend).stdout
+    assert "forget_cached: forgot " in out and "consent_events" in out.split("forget_cached: forgot ")[1]
+    assert evidence(backend, "forgotten") == evidence(backend, "one")
+
+
+def test_the_evidence_holds_when_the_relation_cache_has_lost_the_relations(example_duckdb) -> None:
+    """dbt's relation cache is filled when an invocation starts and can say that a relation that exists
+    does not (created by another process since; on dbt-spark, a schema listed while a concurrent
+    invocation dropped a relation): log_lineage asks the database, and records the same counts."""
+    _check_cache_lost(*example_duckdb)
+
+
+@pytest.mark.postgres
+def test_the_evidence_holds_on_postgres_when_the_relation_cache_has_lost_the_relations(
+    example_postgres,
+) -> None:
+    _check_cache_lost(*example_postgres)
 
 
 def test_an_invocation_with_nothing_to_record_writes_no_run(example_duckdb) -> None:

@@ -22,7 +22,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dbt"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "transparency"))
 
-from dbt_harness import DBT, Backend, link_package, run_dbt, vars_arg  # noqa: E402
+from dbt_harness import DBT, Backend, add_forget_cached_hook, link_package, run_dbt, vars_arg  # noqa: E402
 from reference import Event, decide  # noqa: E402
 from reference import enforce as reference_enforce  # noqa: E402
 from sparkserver import fresh_schema  # noqa: E402
@@ -91,6 +91,7 @@ def _write_project(project: Path, schema: str) -> None:
         )
     )
     link_package(project)
+    add_forget_cached_hook(project)
 
 
 class Lineage:
@@ -310,6 +311,15 @@ def test_parallel_invocations_settle_to_the_evidence_of_one_build_and_keep_a_fai
         run["status"] == "failed" and run["error"] == "1 node(s) failed: model.consentgate_lineage.audience"
     )
     assert sorted(cg.lineage("parallel-failing")) == ["audience_two/events", "audience_two/visits"]
+
+
+def test_the_evidence_holds_when_the_relation_cache_has_lost_the_relations(cg: Any) -> None:
+    """dbt-spark caches a schema as empty when a concurrent invocation drops a relation while it lists
+    the schema (how the parallel test above once recorded an input without counts): log_lineage asks
+    Spark when the cache says a relation is absent."""
+    out = cg.dbt("forgotten", "build", forget_cached=True).stdout
+    assert "forget_cached: forgot audience,audience_two,consent_events,events,stg_events,visits" in out
+    assert cg.evidence("forgotten") == cg.evidence("one")
 
 
 def test_a_different_cut_off_fails_the_run(cg: Any) -> None:

@@ -33,7 +33,7 @@
   {%- endfor -%}
   {%- set identifier = call.get('identifier') -%}
   {%- set queryable = identifier and not identifier.startswith('__dbt__cte__')
-      and adapter.get_relation(call.get('database'), call.get('schema'), identifier) is not none -%}
+      and consentgate._relation_exists(call.get('database'), call.get('schema'), identifier) -%}
   {%- if queryable -%}
     {%- set relation = api.Relation.create(database=call.get('database'), schema=call.get('schema'), identifier=identifier) -%}
     {%- set consent = api.Relation.create(database=call.get('consent_database'), schema=call.get('consent_schema'),

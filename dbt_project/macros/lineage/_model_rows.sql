@@ -6,9 +6,10 @@
   {%- if node.config.materialized == 'ephemeral' -%}
     {{ return(none) }}
   {%- endif -%}
-  {%- set relation = adapter.get_relation(node.database, node.schema, node.alias) -%}
-  {%- if relation is none -%}
+  {%- if not consentgate._relation_exists(node.database, node.schema, node.alias) -%}
     {{ return(none) }}
   {%- endif -%}
+  {%- set relation = adapter.get_relation(node.database, node.schema, node.alias)
+      or api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias) -%}
   {{ return(run_query("select count(*) from " ~ relation).columns[0].values()[0] | int) }}
 {% endmacro %}

@@ -13,7 +13,7 @@
 
 {% macro default__consent_snapshot(consent_relation, as_of) %}
   {%- set empty = {'events_counted': none, 'fingerprint': none} -%}
-  {%- if not execute or adapter.get_relation(consent_relation.database, consent_relation.schema, consent_relation.identifier) is none -%}
+  {%- if not execute or not consentgate._relation_exists(consent_relation.database, consent_relation.schema, consent_relation.identifier) -%}
     {{ return(empty) }}
   {%- endif -%}
   {%- set c = consentgate._consent_columns(consent_relation, 'consentgate.log_lineage') -%}
