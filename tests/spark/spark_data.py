@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from consentgate.engine import spark
 from consentgate.engine.enforcement import Enforcer
 from consentgate.engine.session import Session
 from consentgate.rule import semantics
@@ -147,4 +148,12 @@ def decide(
     direct = semantics.decided_consented_select(enforcer.d, source.sql(), subject, normalize)
     assert sorted(int(r[0]) for r in session.all(f"SELECT row_id FROM ({direct}) AS k")) == kept
     assert rows_out == len(kept)
+    if spark.observes(session):  # the same path on a SparkSession: counted while the rows are written
+        observed = semantics.observed_decisions(enforcer.d, subject, normalize)
+        table = "_cg_observed_case"
+        session.run(f"DROP TABLE IF EXISTS {table}")
+        counts = spark.write_observed(session, table, source.sql(), observed)
+        assert counts == [rows_in, rows_out, *excluded.values()], "observed counts differ"
+        assert sorted(int(r[0]) for r in session.all(f"SELECT row_id FROM {table}")) == kept
+        session.run(f"DROP TABLE {table}")
     return kept, excluded, rows_in

@@ -96,8 +96,8 @@ def test_the_write_broadcasts_small_decisions_or_consented_values_and_shuffles_a
     spark_session, monkeypatch
 ) -> None:
     """The same target, counts and evidence whichever path the write takes: decisions of at most
-    BROADCAST_KEY_BYTES matched row by row (no key table), else the key table, whose consented values
-    are broadcast up to the same size."""
+    BROADCAST_KEY_BYTES matched row by row and counted while the rows are written (no key table), else
+    the key table, whose consented values are broadcast up to the same size."""
     from consentgate.engine.session import Session
 
     schema = spark_session.catalog.currentDatabase()
@@ -111,6 +111,13 @@ def test_the_write_broadcasts_small_decisions_or_consented_values_and_shuffles_a
         return run(self, sql, params)
 
     monkeypatch.setattr(Session, "run", recording)
+    observed = spark.write_observed
+
+    def observing(session, table, source, decided):
+        writes.append("observed")
+        return observed(session, table, source, decided)
+
+    monkeypatch.setattr(spark, "write_observed", observing)
     args = dict(source="events", subject_column="customer_id", purpose="ad_targeting", as_of=T2)
     results = {}
     # As of T2: decisions for 'a', 'b' and 'c' (3 bytes), of which 'a' alone (1 byte) is consented.
@@ -119,8 +126,7 @@ def test_the_write_broadcasts_small_decisions_or_consented_values_and_shuffles_a
         results[cap] = enforce(**args, target=target, connection=spark_session)
         assert _ids(spark_session, target) == KEPT[T2]
     paths = [
-        "decisions" if "k.subject_key" in w else "broadcast keys" if "BROADCAST" in w else "keys"
-        for w in writes
+        "decisions" if w == "observed" else "broadcast keys" if "BROADCAST" in w else "keys" for w in writes
     ]
     assert paths == ["decisions", "broadcast keys", "keys"]
     assert (

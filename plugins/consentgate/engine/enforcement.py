@@ -479,15 +479,23 @@ class Enforcer:
             if self.partitions is not None:
                 rows_in, rows_out, excluded = self._enforce_sliced(source, col, target, ds)
             elif self._broadcasts_decisions():
-                # Spark, decisions small enough to broadcast: each row joined to its decision and counted
-                # in one pass, the target written from the consented decisions; no key table (a grouped
-                # pass over the source, with a shuffle of its distinct values).
+                # Spark, decisions small enough to broadcast: each row joined to its decision; no key
+                # table (a grouped pass over the source, with a shuffle of its distinct values). On a
+                # SparkSession the rows are counted while they are written (one pass); over the Thrift
+                # server, counted in one pass and written from the consented decisions in another.
                 subject = self._subject_value(source, col)
-                rows = semantics.decided_rows(self.d, source.sql(), subject, ds.normalize)
-                rows_in, rows_out, excluded, _ = self._counted(relation=rows)
-                select = semantics.decided_consented_select(self.d, source.sql(), subject, ds.normalize)
-                for stmt in self.d.replace_table(written_to.sql(), select):
-                    s.run(stmt)
+                if spark.observes(s):
+                    observed = semantics.observed_decisions(self.d, subject, ds.normalize)
+                    rows_in, rows_out, *by_reason = spark.write_observed(
+                        s, written_to.sql(), source.sql(), observed
+                    )
+                    excluded = dict(zip(REASONS, by_reason, strict=True))
+                else:
+                    rows = semantics.decided_rows(self.d, source.sql(), subject, ds.normalize)
+                    rows_in, rows_out, excluded, _ = self._counted(relation=rows)
+                    select = semantics.decided_consented_select(self.d, source.sql(), subject, ds.normalize)
+                    for stmt in self.d.replace_table(written_to.sql(), select):
+                        s.run(stmt)
             else:
                 self._key_table(source, col, ds.normalize)
                 # Counted before the write (the key table does not change), so that Spark can be told to

@@ -305,6 +305,45 @@ def refresh(session: Any, table: Any) -> None:
 BROADCAST_KEY_BYTES = 64 * 2**20
 
 
+def observes(session: Any) -> bool:
+    """Whether `session` runs on a SparkSession (Connect or classic), whose writes can observe metrics;
+    the Thrift server takes SQL only."""
+    return getattr(session.connection, "spark", None) is not None
+
+
+def _observation(spark: Any) -> Any:
+    """A new Observation of the kind `spark` reports metrics to (Spark Connect's or the classic one)."""
+    if type(spark).__module__.startswith("pyspark.sql.connect"):
+        from pyspark.sql.connect.observation import Observation
+    else:
+        from pyspark.sql.observation import Observation
+    return Observation(f"consentgate_{_token()}")
+
+
+def write_observed(session: Any, table: str, source: str, decided: Any) -> list[int]:
+    """Write the rows of `source` (SQL name) that `decided` (semantics.ObservedDecisions) keeps to the
+    new parquet table `table`, and return its counts, observed while the rows were written: one pass
+    over the source, instead of one to count and one to write. The decisions are broadcast."""
+    from pyspark.sql import functions as F
+
+    spark = session.connection.spark
+    observation = _observation(spark)
+    metrics = [F.expr(to_spark_sql(c)).alias(f"c{i}") for i, c in enumerate(decided.counts)]
+
+    def write() -> list[int]:
+        rows = spark.sql(f"SELECT * FROM {to_spark_sql(source)}").alias("s")
+        decisions = F.broadcast(spark.sql(f"SELECT * FROM {to_spark_sql(decided.decided)}").alias("dd"))
+        joined = rows.join(decisions, F.expr(to_spark_sql(decided.on)), "left")
+        kept = (
+            joined.observe(observation, *metrics).where(F.expr(to_spark_sql(decided.consented))).select("s.*")
+        )
+        kept.write.format("parquet").saveAsTable(to_spark_sql(table))
+        values = observation.get
+        return [int(values[f"c{i}"] or 0) for i in range(len(metrics))]
+
+    return session._call(write)  # noqa: SLF001 - a DataFrame write, its failure reported as a statement's
+
+
 # -- durable scratch ---------------------------------------------------------------------------------
 
 #: Durable scratch tables (`_consentgate_snapshot_<token>`) older than this are left by killed runs.

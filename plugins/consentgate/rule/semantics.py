@@ -325,16 +325,22 @@ def decided_size_select(d: Dialect) -> str:
     return f"SELECT count(*), coalesce(sum(octet_length(subject_key)), 0) FROM {scratch(d, DECIDED)}"
 
 
+def _reason_conditions(d: Dialect, raw: str, severity: str) -> dict[str, str]:
+    """Each exclusion reason as a condition over a row's subject value `raw` and the severity deciding
+    for it (null: no decision)."""
+    blank = f"({raw} IS NULL OR {text_key(d, raw, None)} = '')"
+    return {
+        "null_subject": f"{severity} IS NULL AND {blank}",
+        "no_consent": f"{severity} IS NULL AND NOT {blank}",
+        **{reason: f"{severity} = {code}" for code, reason in SEVERITY_REASON.items()},
+    }
+
+
 def counts_select(d: Dialect, *, key_bytes: bool = False, relation: str | None = None) -> str:
     """rows_in, rows_out and one count per exclusion reason (in REASONS order), from KEYS (or
     `relation`, of the same columns: decided_rows); with `key_bytes`, then the bytes of the consented
     values as text (what consented_select's broadcast would ship)."""
-    blank = f"(raw IS NULL OR {text_key(d, 'raw', None)} = '')"
-    conditions = {
-        "null_subject": f"severity IS NULL AND {blank}",
-        "no_consent": f"severity IS NULL AND NOT {blank}",
-        **{reason: f"severity = {severity}" for severity, reason in SEVERITY_REASON.items()},
-    }
+    conditions = _reason_conditions(d, "raw", "severity")
     parts = [
         "sum(n)",
         f"sum(n) FILTER (WHERE severity = {VALID_GRANT})",
@@ -343,3 +349,39 @@ def counts_select(d: Dialect, *, key_bytes: bool = False, relation: str | None =
     if key_bytes:
         parts.append(f"sum(octet_length(CAST(raw AS {d.text_type}))) FILTER (WHERE severity = {VALID_GRANT})")
     return f"SELECT {', '.join(f'coalesce({p}, 0)' for p in parts)} FROM {relation or scratch(d, KEYS)}"
+
+
+@dataclass(frozen=True)
+class ObservedDecisions:
+    """The source's rows joined to the decisions of their keys, as parts of a DataFrame plan (Spark):
+    the rows written and their counts in one pass, the counts observed while the rows are written.
+
+    :param decided: the decisions (DECIDED), to join as alias `dd` to the source as alias `s`
+    :param on: the join condition (a row's key = dd.subject_key)
+    :param counts: aggregates over the joined rows: rows_in, rows_out, one per reason in REASONS
+        order (count_if: observed metrics take no FILTER); each null-free
+    :param consented: the condition of the rows written
+    """
+
+    decided: str
+    on: str
+    counts: tuple[str, ...]
+    consented: str
+
+
+def observed_decisions(d: Dialect, subject_expr: str, normalize: str | None) -> ObservedDecisions:
+    """What decided_rows, counts_select over it and decided_consented_select compute, as one plan
+    (`subject_expr` over alias `s`, as given to decided_rows): the same rows, the same counts."""
+    severity = "dd.severity"
+    conditions = _reason_conditions(d, subject_expr, severity)
+    consented = f"{severity} = {VALID_GRANT}"
+    return ObservedDecisions(
+        decided=scratch(d, DECIDED),
+        on=f"dd.subject_key = {text_key(d, subject_expr, normalize)}",
+        counts=(
+            "count(*)",
+            f"count_if({consented})",
+            *(f"count_if({conditions[reason]})" for reason in REASONS),
+        ),
+        consented=consented,
+    )
