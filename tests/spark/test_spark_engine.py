@@ -281,8 +281,8 @@ def test_consentgate_run_on_a_spark_connect_url(spark_server, cli_warehouse, tmp
 def test_runs_killed_at_any_point_leave_readers_on_a_whole_version_and_never_show_success(
     spark_server, cli_warehouse, tmp_path
 ) -> None:
-    """SIGKILL the CLI after its Nth statement (N: the statements just before and after the switch, and
-    random ones; the seed is in the test's output). Readers then see the old rows or, if the switch
+    """SIGKILL the CLI after its Nth statement (N: right after the rows are written, the statements just
+    before and after the switch, and random ones; the seed is in the test's output). Readers then see the old rows or, if the switch
     happened, the new ones, never a mix or nothing; the new ones only with their lineage row and the
     view naming the run; the killed run is `stale`, never `success`; the next run repairs everything."""
     spark_session, schema, policy = cli_warehouse
@@ -302,7 +302,8 @@ def test_runs_killed_at_any_point_leave_readers_on_a_whole_version_and_never_sho
     print(
         f"kill seed {seed} (set CONSENTGATE_KILL_SEED to repeat); {len(sent)} statements, switch at {switch}"
     )
-    points = sorted({switch - 1, switch, *random.Random(seed).sample(range(1, len(sent)), 2)})
+    written = 1 + sent.index("write_observed")  # right after the target's rows are written and counted
+    points = sorted({written, switch - 1, switch, *random.Random(seed).sample(range(1, len(sent)), 2)})
     for n in points:
         rid = f"spark-kill-{n}"
         killed = _cli(spark_server, policy, rid, T2, kill_after=n)
