@@ -141,19 +141,24 @@ def decide(
         for b in (False, True)
     )
     assert broadcast == kept, "the broadcast semi-join keeps other rows than the IN form"
-    # The path of small decisions (enforce(): no key table, rows matched to the decisions directly).
-    subject = enforcer._subject_value(source, "subject")  # noqa: SLF001
-    rows = semantics.decided_rows(enforcer.d, source.sql(), subject, normalize)
-    assert enforcer._counted(relation=rows)[:3] == (rows_in, rows_out, excluded), "row-by-row counts differ"  # noqa: SLF001
-    direct = semantics.decided_consented_select(enforcer.d, source.sql(), subject, normalize)
-    assert sorted(int(r[0]) for r in session.all(f"SELECT row_id FROM ({direct}) AS k")) == kept
     assert rows_out == len(kept)
-    if spark.observes(session):  # the same path on a SparkSession: counted while the rows are written
+    # The path of small decisions (enforce(): no key table, rows matched to the decisions directly), as
+    # enforce() takes it here: on a SparkSession observed while the rows are read (write_observed writes
+    # these rows; collected here, as a parquet write per case costs more), over the Thrift server counted
+    # in one statement and selected in another. Each runs every case of the shared file.
+    subject = enforcer._subject_value(source, "subject")  # noqa: SLF001
+    if spark.observes(session):
         observed = semantics.observed_decisions(enforcer.d, subject, normalize)
-        table = "_cg_observed_case"
-        session.run(f"DROP TABLE IF EXISTS {table}")
-        counts = spark.write_observed(session, table, source.sql(), observed)
+        observation = spark.new_observation(session.connection.spark)
+        frame = spark.observed_rows(session.connection.spark, source.sql(), observed, observation)
+        assert sorted(int(r["row_id"]) for r in frame.select("row_id").collect()) == kept
+        counts = spark.observed_counts(observation, observed)
         assert counts == [rows_in, rows_out, *excluded.values()], "observed counts differ"
-        assert sorted(int(r[0]) for r in session.all(f"SELECT row_id FROM {table}")) == kept
-        session.run(f"DROP TABLE {table}")
+    else:
+        rows = semantics.decided_rows(enforcer.d, source.sql(), subject, normalize)
+        assert enforcer._counted(relation=rows)[:3] == (rows_in, rows_out, excluded), (
+            "row-by-row counts differ"
+        )  # noqa: SLF001
+        direct = semantics.decided_consented_select(enforcer.d, source.sql(), subject, normalize)
+        assert sorted(int(r[0]) for r in session.all(f"SELECT row_id FROM ({direct}) AS k")) == kept
     return kept, excluded, rows_in

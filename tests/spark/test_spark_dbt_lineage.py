@@ -317,9 +317,15 @@ def test_the_evidence_holds_when_the_relation_cache_has_lost_the_relations(cg: A
     """dbt-spark caches a schema as empty when a concurrent invocation drops a relation while it lists
     the schema (how the parallel test above once recorded an input without counts): log_lineage asks
     Spark when the cache says a relation is absent."""
-    out = cg.dbt("forgotten", "build", forget_cached=True).stdout
+    out = cg.dbt("forgotten", "build", "--select", "audience_two", forget_cached=True).stdout
     assert "forget_cached: forgot audience,audience_two,consent_events,events,stg_events,visits" in out
-    assert cg.evidence("forgotten") == cg.evidence("one")
+    got, expected = cg.evidence("forgotten"), cg.evidence("one")
+    assert sorted(got["lineage"]) == ["audience_two/events", "audience_two/visits"]
+    assert got["lineage"] == {d: r for d, r in expected["lineage"].items() if d.startswith("audience_two")}
+    assert (got["run"]["consent_fingerprint"], got["run"]["consent_events_counted"]) == (
+        expected["run"]["consent_fingerprint"],
+        expected["run"]["consent_events_counted"],
+    )
 
 
 def test_a_different_cut_off_fails_the_run(cg: Any) -> None:

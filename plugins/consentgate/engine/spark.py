@@ -311,7 +311,7 @@ def observes(session: Any) -> bool:
     return getattr(session.connection, "spark", None) is not None
 
 
-def _observation(spark: Any) -> Any:
+def new_observation(spark: Any) -> Any:
     """A new Observation of the kind `spark` reports metrics to (Spark Connect's or the classic one)."""
     if type(spark).__module__.startswith("pyspark.sql.connect"):
         from pyspark.sql.connect.observation import Observation
@@ -320,26 +320,36 @@ def _observation(spark: Any) -> Any:
     return Observation(f"consentgate_{_token()}")
 
 
-def write_observed(session: Any, table: str, source: str, decided: Any) -> list[int]:
-    """Write the rows of `source` (SQL name) that `decided` (semantics.ObservedDecisions) keeps to the
-    new parquet table `table`, and return its counts, observed while the rows were written: one pass
-    over the source, instead of one to count and one to write. The decisions are broadcast."""
+def observed_rows(spark: Any, source: str, decided: Any, observation: Any) -> Any:
+    """The DataFrame of the rows of `source` (SQL name) that `decided` (semantics.ObservedDecisions)
+    keeps, each joined to its decision (broadcast), with the counts of every row observed by
+    `observation` (c0, c1, ... in the order of decided.counts) when an action runs it."""
     from pyspark.sql import functions as F
 
-    spark = session.connection.spark
-    observation = _observation(spark)
     metrics = [F.expr(to_spark_sql(c)).alias(f"c{i}") for i, c in enumerate(decided.counts)]
+    rows = spark.sql(f"SELECT * FROM {to_spark_sql(source)}").alias("s")
+    decisions = F.broadcast(spark.sql(f"SELECT * FROM {to_spark_sql(decided.decided)}").alias("dd"))
+    joined = rows.join(decisions, F.expr(to_spark_sql(decided.on)), "left")
+    return joined.observe(observation, *metrics).where(F.expr(to_spark_sql(decided.consented))).select("s.*")
+
+
+def observed_counts(observation: Any, decided: Any) -> list[int]:
+    """The counts an action of observed_rows reported, in the order of decided.counts."""
+    values = observation.get
+    return [int(values[f"c{i}"] or 0) for i in range(len(decided.counts))]
+
+
+def write_observed(session: Any, table: str, source: str, decided: Any) -> list[int]:
+    """Write observed_rows to the new parquet table `table` and return its counts, observed while the
+    rows were written: one pass over the source, instead of one to count and one to write."""
+    spark = session.connection.spark
+    observation = new_observation(spark)
 
     def write() -> list[int]:
-        rows = spark.sql(f"SELECT * FROM {to_spark_sql(source)}").alias("s")
-        decisions = F.broadcast(spark.sql(f"SELECT * FROM {to_spark_sql(decided.decided)}").alias("dd"))
-        joined = rows.join(decisions, F.expr(to_spark_sql(decided.on)), "left")
-        kept = (
-            joined.observe(observation, *metrics).where(F.expr(to_spark_sql(decided.consented))).select("s.*")
+        observed_rows(spark, source, decided, observation).write.format("parquet").saveAsTable(
+            to_spark_sql(table)
         )
-        kept.write.format("parquet").saveAsTable(to_spark_sql(table))
-        values = observation.get
-        return [int(values[f"c{i}"] or 0) for i in range(len(metrics))]
+        return observed_counts(observation, decided)
 
     return session._call(write)  # noqa: SLF001 - a DataFrame write, its failure reported as a statement's
 
