@@ -78,9 +78,9 @@ class Dialect:
         Spark, text that lower() leaves unchanged, byte for byte, holds no A-Z (lower() changes every
         A-Z, in any JVM locale, and no character's lower case starts with that character and adds
         more, so one changed character changes the whole), so it is already lowered; translate()
-        takes the rest (invalid UTF-8 included: lower() rewrites it). Most
-        purposes and statuses are lower case already: the snapshot of 3M events took 6.9 s instead of
-        7.9 (docs/performance.md#spark). The expression is repeated unless `once` (for a placeholder)."""
+        takes the rest (invalid UTF-8 included: lower() rewrites it). Most purposes and statuses are
+        lower case already: the snapshot of 3M events took 6.9 s instead of 7.9 (docs/performance.md,
+        Spark). The expression is repeated unless `once` (for a placeholder)."""
         t = text_expr
         if self.name == "postgres":
             return f'lower(({t}) COLLATE "C")'
