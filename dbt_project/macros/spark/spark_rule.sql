@@ -39,10 +39,11 @@
   {{ return("cast(" ~ consentgate._sql_string(value ~ 'Z') ~ " as timestamp)") }}
 {% endmacro %}
 
-{#- Spark's lower() is Unicode ('İ' -> 'i̇'): used only on pure-ASCII text, translate() for the rest. -#}
+{#- Spark's lower() is Unicode ('İ' -> 'i̇'). Text that lower() leaves unchanged byte for byte holds no A-Z,
+    so it is kept as it is; translate() takes the rest. The same form as the engine's Dialect.ascii_lower. -#}
 {% macro spark___ascii_lower(text_sql) %}
-  {{ return("case when octet_length(" ~ text_sql ~ ") = length(" ~ text_sql ~ ") then lower(" ~ text_sql ~ ") else "
-            ~ consentgate.default___ascii_lower(text_sql) ~ " end") }}
+  {{ return("case when cast(lower(" ~ text_sql ~ ") as binary) = cast(" ~ text_sql ~ " as binary) then " ~ text_sql
+            ~ " else " ~ consentgate.default___ascii_lower(text_sql) ~ " end") }}
 {% endmacro %}
 
 {#- With ANSI mode off a failing cast gives null: raise_error() fails in both modes. -#}
