@@ -41,7 +41,8 @@ OBS, KEYS, FLAGGED, LATEST, FIX = (
 )
 #: The kinds of rows in STAGED (_Pipeline.stage).
 NEW, LATEST_KIND, FIX_KIND = 0, 1, 2
-#: The steps read more than once, computed once (DuckDB and PostgreSQL: MATERIALIZED CTEs).
+#: The steps read more than once, computed once (DuckDB and PostgreSQL: MATERIALIZED CTEs); KEYS, a
+#: DISTINCT over OBS, is computed where it is read.
 _READ_AGAIN = frozenset({OBS, FLAGGED, LATEST})
 #: On Spark, the steps written to a table of their own (the others are CTEs of the next table's
 #: statement): OBS and FLAGGED, which several later steps read, and STAGED, which the append and
@@ -53,10 +54,7 @@ _STAGE_COLUMNS = (
     "obs_id",
 )  # fmt: skip
 #: STAGED's columns, after `kind`.
-_STAGED_COLUMNS = (
-    "subject_key", "pkey", "purpose", "status", "severity", "event_ts", "expires_at", "policy_version", "label",
-    "obs_id", "staged", "to_write",
-)  # fmt: skip
+_STAGED_COLUMNS = (*_STAGE_COLUMNS, "staged", "to_write")
 _RAW_TYPES = (
     ("subject_key", "VARCHAR"), ("pkey", "VARCHAR"), ("purpose", "VARCHAR"), ("status", "VARCHAR"),
     ("severity", "INTEGER"), ("event_ts", "TIMESTAMP"), ("expires_at", "TIMESTAMP"), ("policy_version", "VARCHAR"),
@@ -200,6 +198,13 @@ class _Pipeline:
                 name, f"WITH {ctes} {sql}" if ctes else sql, [*(v for *_, ps in pending for v in ps), *params]
             )
 
+    def _touched(self, alias: str, pkey: str) -> str:
+        """Whether the row `alias` is of a key this ingest touches (KEYS)."""
+        return (
+            f"EXISTS (SELECT 1 FROM {self.ref(KEYS)} k WHERE k.subject_key = {alias}.subject_key "
+            f"AND k.pkey = {alias}.{pkey})"
+        )
+
     def _observations(self) -> str:
         """The staged observations not in the log yet, one row per (key, purpose key, event id)."""
         cols = ", ".join(
@@ -222,7 +227,7 @@ class _Pipeline:
         carried = f"CAST(NULL AS {text}) AS purpose, CAST(NULL AS {text}) AS policy_version, CAST(NULL AS {text}) AS label"
         sequence = (
             f"SELECT x.*, {carried}, 0 AS staged FROM ({self.log_rows()}) x "
-            f"WHERE EXISTS (SELECT 1 FROM {self.ref(KEYS)} k WHERE k.subject_key = x.subject_key AND k.pkey = x.pkey) "
+            f"WHERE {self._touched('x', 'pkey')} "
             "UNION ALL SELECT subject_key, pkey, status, severity, event_ts, expires_at, obs_id, purpose, "
             f"policy_version, label, 1 AS staged FROM {self.ref(OBS)}"
         )
@@ -234,7 +239,7 @@ class _Pipeline:
             f"WHEN coalesce({granted_before}, 0) = 1 THEN 'withdrawn' ELSE 'denied' END AS status FROM ({sequence}) q"
         )
         write = "CASE WHEN staged = 1 THEN 1 ELSE 0 END" if history else "0"
-        return f"SELECT {', '.join(_STAGED_COLUMNS[:-2])}, staged, {write} AS to_write FROM ({resolved}) z"
+        return f"SELECT {', '.join(_STAGE_COLUMNS)}, staged, {write} AS to_write FROM ({resolved}) z"
 
     def _latest(self, p: str, L: str) -> str:
         """The source's latest observation per key touched, as consentgate_source_latest will hold it
@@ -248,7 +253,7 @@ class _Pipeline:
         ranked = (
             f"SELECT c.*, row_number() OVER (PARTITION BY subject_key, pkey ORDER BY event_ts DESC, severity, "
             f"obs_id DESC) AS rn FROM ({candidates}) c "
-            f"WHERE EXISTS (SELECT 1 FROM {self.ref(KEYS)} k WHERE k.subject_key = c.subject_key AND k.pkey = c.pkey)"
+            f"WHERE {self._touched('c', 'pkey')}"
         )
         return f"SELECT {cols} FROM ({ranked}) z WHERE rn = 1"
 
@@ -261,7 +266,7 @@ class _Pipeline:
         state = (
             "SELECT subject_key, purpose_key, purpose, status, severity, event_ts, expires_at, policy_version, "
             f"label, obs_id FROM {L} c WHERE c.source <> {p} "
-            f"AND EXISTS (SELECT 1 FROM {self.ref(KEYS)} k WHERE k.subject_key = c.subject_key AND k.pkey = c.purpose_key) UNION ALL "
+            f"AND {self._touched('c', 'purpose_key')} UNION ALL "
             "SELECT subject_key, pkey, purpose, status, severity, event_ts, expires_at, policy_version, label, "
             f"obs_id FROM {self.ref(LATEST)}"
         )
