@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +24,8 @@ from sparkserver import running_server as running_spark  # noqa: E402
 #: first (LONG_UNITS), then the rest by their number of tests. A unit runs whole on one worker:
 #: - CONNECT_UNITS: the tests on a Spark Connect cluster, in two units (Airflow and ingestion; the
 #:   engine, the rule and dbt) so that both workers can run them. Each worker that runs one starts a
-#:   cluster of its own (free ports, its own temp dir and Derby metastore), so a module must not rely
-#:   on what another left on a cluster. With $CONSENTGATE_TEST_SPARK_URL (one cluster you started)
-#:   they are one unit again: modules of both use the `default` schema's evidence tables, and the
-#:   nightly DAG's module drops them at its start;
+#:   cluster of its own (free ports, its own temp dir and Derby metastore): a module never relies on
+#:   what another left on the cluster;
 #: - THRIFT_UNIT: the tests on Spark's Thrift server (a Spark of its own, with its own metastore);
 #: - every other module is a unit of its own (its module fixtures are set up once).
 #: dbt never runs in the repository's own project (two workers would share it): see repo_untouched.
@@ -36,8 +33,8 @@ CONNECT_DAG_UNIT = "spark-connect-dag"
 CONNECT_DBT_UNIT = "spark-connect-dbt"
 CONNECT_UNITS = (CONNECT_DAG_UNIT, CONNECT_DBT_UNIT)
 THRIFT_UNIT = "spark-thrift"
-#: The units that took longest in earlier runs (about 10 minutes or more each on a 2-core machine),
-#: sent first so that neither worker is left running one alone at the end.
+#: The units that take longest (10-25 minutes each on a 2-core machine), sent first so that neither
+#: worker is left running one alone at the end.
 LONG_UNITS = (*CONNECT_UNITS, "tests/cosmos/test_cosmos_example.py", THRIFT_UNIT)
 CONNECT_FIXTURES = frozenset({"spark_server", "spark_session"})
 THRIFT_FIXTURES = frozenset({"spark_thrift_server", "thrift_connection"})
@@ -50,8 +47,6 @@ def _unit(nodeid: str) -> str:
     if "thrift" in name:
         return THRIFT_UNIT
     if "spark" in name:
-        if os.environ.get("CONSENTGATE_TEST_SPARK_URL"):  # one shared cluster: one unit
-            return CONNECT_DAG_UNIT
         return CONNECT_DBT_UNIT if any(w in name for w in ("dbt", "engine", "rule")) else CONNECT_DAG_UNIT
     return module
 

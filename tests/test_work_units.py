@@ -24,17 +24,8 @@ def test_every_long_unit_the_scheduler_sends_first_is_a_unit_of_the_suite() -> N
     assert not missing, f"LONG_UNITS names no module (renamed?): {missing}"
 
 
-def test_the_spark_connect_modules_are_split_over_both_connect_units(monkeypatch) -> None:
-    monkeypatch.delenv("CONSENTGATE_TEST_SPARK_URL", raising=False)
+def test_the_spark_connect_modules_are_split_over_both_connect_units() -> None:
     units = _units()
     assert all(units[u] >= 3 for u in conftest.CONNECT_UNITS), units
     assert conftest._unit("tests/spark/test_spark_thrift.py::t") == conftest.THRIFT_UNIT
     assert conftest._unit("tests/test_engine.py::t") == "tests/test_engine.py"
-
-
-def test_on_one_shared_cluster_the_spark_connect_modules_are_one_unit(monkeypatch) -> None:
-    """Modules of both units use the `default` schema's evidence tables: on one cluster they must not
-    run at once."""
-    monkeypatch.setenv("CONSENTGATE_TEST_SPARK_URL", "sc://127.0.0.1:15002")
-    units = _units()
-    assert units[conftest.CONNECT_DAG_UNIT] >= 6 and units[conftest.CONNECT_DBT_UNIT] == 0, units
