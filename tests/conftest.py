@@ -20,22 +20,14 @@ from sparkserver import (  # noqa: E402
 )
 from sparkserver import running_server as running_spark  # noqa: E402
 
-#: scripts/test.sh runs two pytest-xdist workers; the scheduler below sends work units, the longest
-#: first (LONG_UNITS), then the rest by their number of tests. A unit runs whole on one worker:
-#: - CONNECT_UNITS: the tests on a Spark Connect cluster, in two units (Airflow and ingestion; the
-#:   engine, the rule and dbt) so that both workers can run them. Each worker that runs one starts a
-#:   cluster of its own (free ports, its own temp dir and Derby metastore): a module never relies on
-#:   what another left on the cluster;
-#: - THRIFT_UNIT: the tests on Spark's Thrift server (a Spark of its own, with its own metastore);
+#: scripts/test.sh runs two pytest-xdist workers; the scheduler below sends work units, largest first.
+#: A unit runs on one worker, so a session fixture it needs is started by one worker only:
+#: - CONNECT_UNIT: the tests on the Spark Connect cluster (one cluster, one Derby metastore);
+#: - THRIFT_UNIT: the tests on Spark's Thrift server (a second Spark, with a metastore of its own);
 #: - every other module is a unit of its own (its module fixtures are set up once).
 #: dbt never runs in the repository's own project (two workers would share it): see repo_untouched.
-CONNECT_DAG_UNIT = "spark-connect-dag"
-CONNECT_DBT_UNIT = "spark-connect-dbt"
-CONNECT_UNITS = (CONNECT_DAG_UNIT, CONNECT_DBT_UNIT)
+CONNECT_UNIT = "spark-connect"
 THRIFT_UNIT = "spark-thrift"
-#: The units that take longest (10-25 minutes each on a 2-core machine), sent first so that neither
-#: worker is left running one alone at the end.
-LONG_UNITS = (*CONNECT_UNITS, "tests/cosmos/test_cosmos_example.py", THRIFT_UNIT)
 CONNECT_FIXTURES = frozenset({"spark_server", "spark_session"})
 THRIFT_FIXTURES = frozenset({"spark_thrift_server", "thrift_connection"})
 
@@ -47,7 +39,7 @@ def _unit(nodeid: str) -> str:
     if "thrift" in name:
         return THRIFT_UNIT
     if "spark" in name:
-        return CONNECT_DBT_UNIT if any(w in name for w in ("dbt", "engine", "rule")) else CONNECT_DAG_UNIT
+        return CONNECT_UNIT
     return module
 
 
@@ -62,35 +54,27 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _split_scope(self, nodeid: str) -> str:
             return _unit(nodeid)
 
-        def _assign_work_unit(self, node: Any) -> None:
-            for unit in LONG_UNITS:
-                if unit in self.workqueue:
-                    self.workqueue.move_to_end(unit, last=False)
-                    break
-            super()._assign_work_unit(node)
-
     return Scheduler(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A Spark test in a module whose name puts it outside the Spark units would make its worker start
-    one more server, unplanned by the scheduler above, beside the tests it was not meant to run beside:
-    refuse the collection and name it."""
+    """A test whose module name puts it in the wrong unit would run beside the tests it must not run
+    beside (two clusters on one metastore, or two workers starting one): refuse the collection and name it."""
     for item in items:
         module = item.nodeid.split("::")[0]
         fixtures = set(getattr(item, "fixturenames", ()))
         needs = (
-            (THRIFT_UNIT,)
+            THRIFT_UNIT
             if fixtures & THRIFT_FIXTURES
-            else CONNECT_UNITS
+            else CONNECT_UNIT
             if fixtures & CONNECT_FIXTURES
-            else ()
+            else None
         )
         if fixtures & THRIFT_FIXTURES and fixtures & CONNECT_FIXTURES:
             raise pytest.UsageError(f"{item.nodeid} uses the Thrift server and the Connect cluster: split it")
-        if needs and _unit(item.nodeid) not in needs:
+        if needs and _unit(item.nodeid) != needs:
             raise pytest.UsageError(
-                f"{module} must run in a work unit of {needs!r}: name it *thrift* or *spark*"
+                f"{module} must run in the work unit {needs!r}: name it *thrift* or *spark*"
             )
 
 
