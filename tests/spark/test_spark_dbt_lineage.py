@@ -135,7 +135,12 @@ class Lineage:
         for model, proc in procs.items():
             out = proc.communicate(timeout=600)[0]
             codes[model] = proc.returncode
-            assert "consentgate.log_lineage" in out, out[-3000:]
+            # A server-side exception's name and message come first; the Java stack after it can
+            # fill any tail kept (CI once kept only frames): keep both.
+            named = [
+                ln for ln in out.splitlines() if ("Error" in ln or "Exception" in ln) and "\tat " not in ln
+            ]
+            assert "consentgate.log_lineage" in out, "\n".join(named[:12]) + "\n...\n" + out[-2000:]
         return codes
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
