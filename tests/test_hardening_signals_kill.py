@@ -73,7 +73,9 @@ def sigint_raises() -> Iterator[None]:
         signal.signal(signal.SIGINT, before)
 
 
-def _kill_during_second_dataset(db: Path, policy: Path, sig: signal.Signals) -> tuple[int, str]:
+def _kill_during_second_dataset(
+    db: Path, policy: Path, sig: signal.Signals, after_s: float = INSIDE_S
+) -> tuple[int, str]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -102,7 +104,7 @@ def _kill_during_second_dataset(db: Path, policy: Path, sig: signal.Signals) -> 
             break
     else:
         raise AssertionError("dataset 1 never finished: " + "".join(lines))
-    time.sleep(INSIDE_S)  # inside dataset 2's endless statement: the signal must stop the statement
+    time.sleep(after_s)  # by INSIDE_S, inside dataset 2's endless statement: the signal must stop it
     proc.send_signal(sig)
     try:
         rest = proc.communicate(timeout=STOP_TIMEOUT_S)[1]
@@ -141,13 +143,18 @@ def test_sigterm_between_datasets_is_recorded_as_failed(warehouse: tuple[Path, P
     assert "1 of 2 planned datasets have no lineage row (never enforced): second" in out["problems"]
 
 
+@pytest.mark.parametrize("after_s", [0.0, 0.02, 0.2, INSIDE_S])
 def test_ctrl_c_between_datasets_is_recorded_as_failed_and_stops_the_run(
-    warehouse: tuple[Path, Path],
+    warehouse: tuple[Path, Path], after_s: float
 ) -> None:
+    """Wherever the signal lands after dataset 1 (its commit, the log line, dataset 2's first
+    statements or its endless one), the run is recorded as interrupted, never left `running`."""
     db, policy = warehouse
-    code, _ = _kill_during_second_dataset(db, policy, signal.SIGINT)
-    assert code != 0
-    assert _read(db, "SELECT status, error FROM consentgate_runs") == [("failed", "interrupted (SIGINT)")]
+    code, stderr = _kill_during_second_dataset(db, policy, signal.SIGINT, after_s)
+    assert code == 130, stderr
+    assert _read(db, "SELECT status, error FROM consentgate_runs") == [("failed", "interrupted (SIGINT)")], (
+        stderr
+    )
     assert _read(db, "SELECT dataset FROM consentgate_lineage") == [("first",)]
     assert _read(db, "SELECT * FROM out_second") == [(42,)]
 
@@ -197,6 +204,63 @@ def test_a_signal_stops_the_running_duckdb_statement_and_the_next_one_runs(
     finally:
         guard.cancel()
     assert session.all("SELECT 42") == [(42,)]
+    con.close()
+
+
+class LateInterrupts:
+    """A DuckDB connection whose interrupt() also lands late: once more when the next statement has
+    begun (or after LATE_S). So a thread paused between seeing a statement run and interrupting it,
+    the way a loaded machine pauses threads, is there on every run of the test."""
+
+    LATE_S = 1.0
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.executed = 0
+        self.next_began = threading.Event()
+
+    def execute(self, sql: str, params: object = None) -> object:
+        self.executed += 1
+        if self.executed > 1:
+            self.next_began.set()
+        return self.con.execute(sql, params)
+
+    def interrupt(self) -> None:
+        self.con.interrupt()
+        if self.next_began.wait(self.LATE_S):
+            time.sleep(0.2)  # the next statement is running in DuckDB by now
+        self.con.interrupt()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.con, name)
+
+
+def test_an_interrupt_that_lands_late_never_touches_the_next_statement(sigint_raises: None) -> None:
+    """The class behind a Ctrl-C recorded as `running` (CI, stop 24): the thread interrupting the
+    signalled statement was paused between checking that it ran and interrupting it, so it
+    interrupted the next statement instead, the one recording the run as failed, and
+    record_failure (which never raises) left the record as it was."""
+    from consentgate.engine import termination
+    from consentgate.engine.session import Session
+    from consentgate.rule.dialects import DUCKDB
+
+    con = duckdb.connect()
+    con.interrupt()  # what the design relies on: an interrupt with no statement running is forgotten
+    assert con.execute("SELECT 1").fetchall() == [(1,)]
+    late = LateInterrupts(con)
+    session = Session(late, DUCKDB)
+    session.run(f"CREATE VIEW endless AS SELECT 1 AS x WHERE {ENDLESS}")
+    threading.Timer(0.5, os.kill, [os.getpid(), signal.SIGINT]).start()
+    guard = threading.Timer(60, con.interrupt)
+    guard.start()
+    try:
+        with termination.sigterm_raises(), pytest.raises(KeyboardInterrupt):
+            session.run("CREATE TEMP TABLE never AS SELECT * FROM endless")
+        assert guard.is_alive(), "the statement ran until the test's guard interrupted it"
+    finally:
+        guard.cancel()
+    # The next statement (here one that runs for a while) runs to its end.
+    assert session.all("SELECT count(*) FROM range(300000000) AS r WHERE hash(r.range) % 7 = 3")[0][0] > 0
     con.close()
 
 

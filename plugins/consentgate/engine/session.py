@@ -48,6 +48,9 @@ class Session:
         self._statements = 0  # statements started
         self._running = 0  # the number of the statement running now, 0 between statements
         self._interrupted = 0  # the number of the statement a signal interrupted
+        # Held while a statement is registered and while a signal's thread interrupts: an interrupt
+        # decided for one statement can never land on the next one (interrupt_running).
+        self._interrupting = threading.Lock()
         if dialect is DUCKDB:
             termination.watch(self)
 
@@ -62,8 +65,9 @@ class Session:
             self._stage = before
 
     def _execute(self, sql: str, params: Sequence[Any], fetch: bool = False) -> list[Any] | None:
-        self._statements += 1
-        self._running = self._statements
+        with self._interrupting:
+            self._statements += 1
+            self._running = self._statements
         try:
             # psycopg2 formats '%' only when given parameters; keep statements without them verbatim.
             self._cursor.execute(sql, list(params) if params else None)
@@ -80,15 +84,24 @@ class Session:
 
     def interrupt_running(self) -> None:
         """Interrupt the statement running now (DuckDB), from a thread, until it stops; the next
-        statement is never touched. Called on a signal by termination's watcher thread and handler."""
+        statement is never touched. Called on a signal by termination's watcher thread and handler.
+
+        Checking that the statement still runs and interrupting it happen under the lock that the
+        next statement must take to start. Without it, a thread paused between the two (a loaded
+        machine, the GIL) interrupted whatever ran next: the statements recording the run as failed,
+        which then stayed `running`. An interrupt landing after the statement ended and before the
+        next began touches nothing (DuckDB clears it when a query begins)."""
         running = self._running
         if not running or self._interrupted == running:  # between statements, or already being stopped
             return
         self._interrupted = running
 
         def interrupt() -> None:
-            while self._running == running:
-                self.connection.interrupt()
+            while True:
+                with self._interrupting:
+                    if self._running != running:
+                        return
+                    self.connection.interrupt()
                 time.sleep(INTERRUPT_EVERY_S)
 
         threading.Thread(target=interrupt, name="consentgate-interrupt", daemon=True).start()
