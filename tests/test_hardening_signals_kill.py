@@ -180,6 +180,26 @@ def test_sigkill_between_datasets_leaves_a_stale_run_that_is_never_verified(
     assert _read(db, "SELECT * FROM out_second") == [(42,)]
 
 
+def _signal_an_endless_statement(
+    con: duckdb.DuckDBPyConnection, session: object, sig: signal.Signals
+) -> None:
+    """Send `sig` to this process while `session` runs an endless statement, which must raise the
+    signal's exception well before the guard (60 s) would have interrupted it."""
+    from consentgate.engine import termination
+
+    session.run(f"CREATE VIEW endless AS SELECT 1 AS x WHERE {ENDLESS}")  # type: ignore[attr-defined]
+    threading.Timer(0.5, os.kill, [os.getpid(), sig]).start()
+    guard = threading.Timer(60, con.interrupt)  # a lost signal fails the test instead of hanging it
+    guard.start()
+    expected = KeyboardInterrupt if sig == signal.SIGINT else termination.Terminated
+    try:
+        with termination.sigterm_raises(), pytest.raises(expected):
+            session.run("CREATE TEMP TABLE never AS SELECT * FROM endless")  # type: ignore[attr-defined]
+        assert guard.is_alive(), "the statement ran until the test's guard interrupted it"
+    finally:
+        guard.cancel()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM] * 3)
 def test_a_signal_stops_the_running_duckdb_statement_and_the_next_one_runs(
     sig: signal.Signals, sigint_raises: None
@@ -187,22 +207,11 @@ def test_a_signal_stops_the_running_duckdb_statement_and_the_next_one_runs(
     """DuckDB's own Ctrl-C check misses most signals that arrive during a statement (the statement
     then runs on forever): consentgate interrupts the statement itself (termination.watch), raises the
     signal's exception, and leaves the session usable for recording the failure."""
-    from consentgate.engine import termination
     from consentgate.engine.session import session_for
 
     con = duckdb.connect()
     session = session_for(con, "duckdb")
-    session.run(f"CREATE VIEW endless AS SELECT 1 AS x WHERE {ENDLESS}")
-    threading.Timer(0.5, os.kill, [os.getpid(), sig]).start()
-    guard = threading.Timer(60, con.interrupt)  # a lost signal fails the test instead of hanging it
-    guard.start()
-    expected = KeyboardInterrupt if sig == signal.SIGINT else termination.Terminated
-    try:
-        with termination.sigterm_raises(), pytest.raises(expected):
-            session.run("CREATE TEMP TABLE never AS SELECT * FROM endless")
-        assert guard.is_alive(), "the statement ran until the test's guard interrupted it"
-    finally:
-        guard.cancel()
+    _signal_an_endless_statement(con, session, sig)
     assert session.all("SELECT 42") == [(42,)]
     con.close()
 
@@ -240,7 +249,6 @@ def test_an_interrupt_that_lands_late_never_touches_the_next_statement(sigint_ra
     signalled statement was paused between checking that it ran and interrupting it, so it
     interrupted the next statement instead, the one recording the run as failed, and
     record_failure (which never raises) left the record as it was."""
-    from consentgate.engine import termination
     from consentgate.engine.session import Session
     from consentgate.rule.dialects import DUCKDB
 
@@ -249,16 +257,7 @@ def test_an_interrupt_that_lands_late_never_touches_the_next_statement(sigint_ra
     assert con.execute("SELECT 1").fetchall() == [(1,)]
     late = LateInterrupts(con)
     session = Session(late, DUCKDB)
-    session.run(f"CREATE VIEW endless AS SELECT 1 AS x WHERE {ENDLESS}")
-    threading.Timer(0.5, os.kill, [os.getpid(), signal.SIGINT]).start()
-    guard = threading.Timer(60, con.interrupt)
-    guard.start()
-    try:
-        with termination.sigterm_raises(), pytest.raises(KeyboardInterrupt):
-            session.run("CREATE TEMP TABLE never AS SELECT * FROM endless")
-        assert guard.is_alive(), "the statement ran until the test's guard interrupted it"
-    finally:
-        guard.cancel()
+    _signal_an_endless_statement(con, session, signal.SIGINT)
     # The next statement (here one that runs for a while) runs to its end.
     assert session.all("SELECT count(*) FROM range(300000000) AS r WHERE hash(r.range) % 7 = 3")[0][0] > 0
     con.close()
