@@ -126,11 +126,16 @@ def decide(
 ) -> tuple[list[int], dict[str, int], int]:
     """The engine's decision on Spark for one scenario: (kept row ids, excluded by reason, rows_in).
     Writes no table: the snapshot, decision and keys are the engine's scratch tables, and the kept rows
-    are the engine's own consented select."""
+    are the engine's own consented select. counts() (one statement, as audits count) must agree with
+    the counts of the key table enforce() builds."""
     enforcer = Enforcer(session, consent_table=consent, as_of=as_of, run_id="cases")
     enforcer.take_snapshot([purpose])
     source = TableName(None, dataset)
-    rows_in, rows_out, excluded = enforcer.counts(source, "subject", purpose, normalize)
+    rows_in, rows_out, excluded = enforcer.counts(source, "subject", purpose, normalize)  # one statement
+    # enforce()'s path: the decisions and the key table as scratch tables, counted from the key table.
+    enforcer._decide(purpose, normalize)  # noqa: SLF001
+    enforcer._key_table(source, "subject", normalize)  # noqa: SLF001
+    assert enforcer._counted()[:3] == (rows_in, rows_out, excluded), "the key table's counts differ"  # noqa: SLF001
     kept, broadcast = (
         sorted(
             int(r[0])

@@ -315,18 +315,20 @@ class Enforcer:
         dataset must decide again (the snapshot, committed before, stays)."""
         self._decided_for = None
 
-    def _decide(self, purpose: str, normalize: str | None) -> None:
-        if self._decided_for == (purpose, normalize):
-            return
+    def _decided_sql(self, purpose: str, normalize: str | None) -> str:
+        """The decisions for `purpose` over the snapshot table (semantics.decided_select)."""
         if purpose not in self._purposes:
             raise RuntimeError(f"purpose {purpose!r} was not passed to take_snapshot()")
         if self.partitions is not None:
             raise RuntimeError("a partitioned Enforcer keeps no snapshot table: only enforce() can use it")
-        s = self.session
-        table = semantics.scratch(self.d, semantics.DECIDED)
         snapshot = semantics.scratch(self.d, semantics.SNAPSHOT)
-        decided = semantics.decided_select(self.d, self._purposes[purpose], normalize, snapshot)
-        s.scratch(table, decided)
+        return semantics.decided_select(self.d, self._purposes[purpose], normalize, snapshot)
+
+    def _decide(self, purpose: str, normalize: str | None) -> None:
+        if self._decided_for == (purpose, normalize):
+            return
+        decided = self._decided_sql(purpose, normalize)
+        self.session.scratch(semantics.scratch(self.d, semantics.DECIDED), decided)
         self._decided_for = (purpose, normalize)
 
     # -- datasets -------------------------------------------------------------------------------
@@ -387,12 +389,15 @@ class Enforcer:
     def counts(
         self, table: TableName, subject_column: str, purpose: str, normalize: str | None
     ) -> tuple[int, int, dict[str, int]]:
-        """(rows_in, rows_out, excluded by reason) of a table against the snapshot. Writes no table."""
+        """(rows_in, rows_out, excluded by reason) of a table against the snapshot, in one statement
+        that writes nothing (an audit is one query: on Spark, caching the decisions and the keys first
+        cost two more jobs, 1.1-2.2 s of a 3-4 s audit)."""
         self._require_snapshot()
         col = self._resolve_source(table, subject_column)
-        self._decide(purpose, normalize)
-        self._key_table(table, col, normalize)
-        rows_in, rows_out, excluded, _ = self._counted()
+        decided = f"({self._decided_sql(purpose, normalize)})"
+        subject = self._subject_value(table, col)
+        keys = semantics.keys_select(self.d, table.sql(), subject, normalize, decided)
+        rows_in, rows_out, excluded, _ = self._counted(relation=f"({keys}) AS keyed")
         return rows_in, rows_out, excluded
 
     def _has_consent(self, purpose: str, normalize: str | None) -> bool:
