@@ -134,6 +134,7 @@ def decide(
     rows_in, rows_out, excluded = enforcer.counts(source, "subject", purpose, normalize)  # one statement
     # enforce()'s path: the decisions and the key table as scratch tables, counted from the key table.
     enforcer._decide(purpose, normalize)  # noqa: SLF001
+    _check_observed_snapshot(session, enforcer, normalize)
     enforcer._key_table(source, "subject", normalize)  # noqa: SLF001
     assert enforcer._counted()[:3] == (rows_in, rows_out, excluded), "the key table's counts differ"  # noqa: SLF001
     kept, broadcast = (
@@ -167,3 +168,21 @@ def decide(
         direct = semantics.decided_consented_select(enforcer.d, source.sql(), subject, normalize)
         assert sorted(int(r[0]) for r in session.all(f"SELECT row_id FROM ({direct}) AS k")) == kept
     return kept, excluded, rows_in
+
+
+def _check_observed_snapshot(session: Session, enforcer: Enforcer, normalize: str | None) -> None:
+    """On a SparkSession take_snapshot observes the fingerprint and the decisions' size while it writes
+    the snapshot: they must be what the queries over the written snapshot and decisions give."""
+    fingerprint, counted, _old = session.one(semantics.fingerprint_select(enforcer.d))
+    snap = enforcer.snapshot
+    assert snap is not None
+    assert (snap.fingerprint, snap.events_counted) == (f"{int(fingerprint):016x}", int(counted))
+    n, size = (int(v) for v in session.one(semantics.decided_size_select(enforcer.d)))
+    observed = enforcer._decided_sizes.get(0)  # noqa: SLF001 - the one purpose decided
+    if not spark.observes(session):
+        assert observed is None  # the Thrift server: queried, never observed
+    elif normalize is None:
+        assert observed == (n, size)
+    else:  # keys grouped by their lowered form: the same whether-any, at most the observed bytes
+        assert observed is not None
+        assert (observed[0] > 0, observed[1] >= size) == (n > 0, True), (observed, n, size)

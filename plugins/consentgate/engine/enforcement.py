@@ -221,6 +221,8 @@ class Enforcer:
         self._consent_cols: tuple[ConsentColumns, dict[str, str]] = (self.columns, {})
         self._decided_for: tuple[str, str | None] | None = None
         self._decided_bytes: int | None = None  # Spark: bytes of the decided keys (_has_consent)
+        # Spark: per purpose number, (decisions, bytes of their keys) observed with the snapshot.
+        self._decided_sizes: dict[int, tuple[int, int]] = {}
         self._subject_types: dict[tuple[tuple[str, str], str], str] = {}
         # The record start_run opened, on Spark: see enforce().
         self._opened: lineage.RunRecord | None = None
@@ -271,6 +273,7 @@ class Enforcer:
             spark.refresh(self.session, self.consent)
         cols, types = self._consent_types()
         self._purposes = {}
+        self._decided_sizes = {}
         for name in purposes:
             self._purposes.setdefault(name, len(self._purposes))
         s = self.session
@@ -280,14 +283,23 @@ class Enforcer:
                 semantics.totals_select(self.d, self.consent.sql(), cols, types), [self.as_of]
             )
         else:
-            snapshot = semantics.scratch(self.d, semantics.SNAPSHOT)
-            s.scratch(
-                snapshot,
+            # On a SparkSession the fingerprint and each purpose's decided size are observed while the
+            # snapshot is written, in its job: two Spark jobs fewer (docs/performance.md).
+            sizes = [agg for i in range(len(self._purposes)) for agg in semantics.decided_size_aggregates(i)]
+            observed = s.scratch(
+                semantics.scratch(self.d, semantics.SNAPSHOT),
                 semantics.snapshot_select(self.d, self.consent.sql(), cols, types, len(self._purposes)),
                 [self.as_of, *self._purposes],
                 durable=True,
+                observe=[*semantics.fingerprint_aggregates(self.d), *sizes] if self.d.name == "spark" else (),
             )
-            fp, counted, maybe_too_old = s.one(semantics.fingerprint_select(self.d))
+            if observed is None:
+                fp, counted, maybe_too_old = s.one(semantics.fingerprint_select(self.d))
+            else:
+                (fp, counted, maybe_too_old), sizes = observed[:3], [int(v) for v in observed[3:]]
+                self._decided_sizes = {
+                    i: (sizes[2 * i], sizes[2 * i + 1]) for i in range(len(self._purposes))
+                }
         if (
             maybe_too_old
             and s.one(
@@ -328,7 +340,12 @@ class Enforcer:
         if self._decided_for == (purpose, normalize):
             return
         decided = self._decided_sql(purpose, normalize)
-        self.session.scratch(semantics.scratch(self.d, semantics.DECIDED), decided)
+        # On a SparkSession, decisions the snapshot's write measured under the broadcast cap are read
+        # once per dataset, by the observed write (broadcast): a view over the snapshot, not a cache
+        # (whose job cost more than the reads it saves).
+        observed = self._decided_sizes.get(self._purposes[purpose])
+        read_once = observed is not None and observed[1] <= spark.BROADCAST_KEY_BYTES
+        self.session.scratch(semantics.scratch(self.d, semantics.DECIDED), decided, cache=not read_once)
         self._decided_for = (purpose, normalize)
 
     # -- datasets -------------------------------------------------------------------------------
@@ -406,7 +423,8 @@ class Enforcer:
             self._decide(purpose, normalize)
             decided = semantics.scratch(self.d, semantics.DECIDED)
             if self.d.name == "spark":  # and their size: whether a write can broadcast them
-                n, self._decided_bytes = (
+                observed = self._decided_sizes.get(self._purposes[purpose])
+                n, self._decided_bytes = observed or (
                     int(v) for v in self.session.one(semantics.decided_size_select(self.d))
                 )
                 return n > 0

@@ -117,20 +117,29 @@ class Session:
         raise_unchained(err)
 
     def scratch(
-        self, name: str, select_sql: str, params: Sequence[Any] = (), *, durable: bool = False
-    ) -> None:
+        self,
+        name: str,
+        select_sql: str,
+        params: Sequence[Any] = (),
+        *,
+        durable: bool = False,
+        observe: Sequence[str] = (),
+        cache: bool = True,
+    ) -> list[Any] | None:
         """(Re)create the session-private scratch table `name` (rule.semantics.scratch) as select_sql.
         `durable`: its rows must never be computed again (the consent snapshot), which on Spark takes a
-        table of its own (spark.durable_scratch)."""
+        table of its own (spark.durable_scratch). `observe` (durable only): aggregates over its rows,
+        returned when a SparkSession computed them while writing it (spark.durable_scratch); None
+        means: query the table for them. `cache`: false for rows read once (Dialect.create_scratch)."""
         if durable and not self.dialect.transactional:
-            spark.durable_scratch(self, name, select_sql, params)
-            return
+            return spark.durable_scratch(self, name, select_sql, params, observe)
         for stmt in self.dialect.drop_scratch(name):
             self.run(stmt)
-        first, *rest = self.dialect.create_scratch(name, select_sql)
+        first, *rest = self.dialect.create_scratch(name, select_sql, cache=cache)
         self.run(first, params)
         for stmt in rest:
             self.run(stmt)
+        return None
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
         # DuckDB 2.0 streams results: drain them so the connection is free for the next statement.

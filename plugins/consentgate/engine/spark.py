@@ -361,17 +361,28 @@ SCRATCH_MAX_AGE = timedelta(days=1)
 DURABLE_MARK = "_consentgate_scratch_"
 
 
-def durable_scratch(session: Any, name: str, select_sql: str, params: Sequence[Any]) -> None:
+def durable_scratch(
+    session: Any, name: str, select_sql: str, params: Sequence[Any], observe: Sequence[str] = ()
+) -> list[Any] | None:
     """Scratch table `name` (a temporary view) over a table written once, in the current schema.
 
     A cached view is no snapshot on Spark: an INSERT into a table the view reads re-computes the cache.
     So the consent snapshot is written to a table of its own, which no one else writes, and dropped
-    when the session is closed (killed runs' are dropped by a later run after SCRATCH_MAX_AGE)."""
+    when the session is closed (killed runs' are dropped by a later run after SCRATCH_MAX_AGE).
+
+    `observe`: aggregates over the rows written (SQL over select_sql's columns, none of them ever
+    null). On a SparkSession they are observed in the write's own job and returned, in order (the
+    same values as one query over the table, without its job); elsewhere, or where the write did not
+    report them all, None: query the table."""
     conn: SparkConnection = session.connection
     previous = conn.durable.pop(name, None)
     token = _token()
     table = f"{quote(DURABLE_MARK + token)}"
-    session.run(f"CREATE TABLE {table} USING parquet AS {select_sql}", params)
+    observed = None
+    if observe and observes(session):
+        observed = _write_observed_table(session, table, select_sql, params, observe)
+    else:
+        session.run(f"CREATE TABLE {table} USING parquet AS {select_sql}", params)
     conn.durable[name] = table
     session.run(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS SELECT * FROM {table}")
     if previous:
@@ -379,6 +390,28 @@ def durable_scratch(session: Any, name: str, select_sql: str, params: Sequence[A
     if not conn.swept:  # once per connection
         conn.swept = True
         _drop_left_behind(session)
+    return observed
+
+
+def _write_observed_table(
+    session: Any, table: str, select_sql: str, params: Sequence[Any], observe: Sequence[str]
+) -> list[Any] | None:
+    """CREATE TABLE `table` USING parquet AS select_sql, as a DataFrame write whose job also computes
+    the aggregates `observe` over the rows it writes; their values, or None if Spark reported none."""
+    from pyspark.sql import functions as F
+
+    spark = session.connection.spark
+    observation = new_observation(spark)
+    metrics = [F.expr(to_spark_sql(m)).alias(f"m{i}") for i, m in enumerate(observe)]
+
+    def write() -> list[Any] | None:
+        args = [_arg(p) for p in params] or None
+        frame = spark.sql(to_spark_sql(select_sql), args=args).observe(observation, *metrics)
+        frame.write.format("parquet").saveAsTable(to_spark_sql(table))
+        values = [observation.get.get(f"m{i}") for i in range(len(metrics))]
+        return None if any(v is None for v in values) else values  # none is null when reported
+
+    return session._call(write)  # noqa: SLF001 - a DataFrame write, its failure reported as a statement's
 
 
 def durable_table(session: Any, name: str, columns: Sequence[tuple[str, str]]) -> str:

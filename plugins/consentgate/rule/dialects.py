@@ -51,14 +51,16 @@ class Dialect:
             return []  # create_scratch replaces the view (which uncaches the old one)
         return [f"DROP TABLE IF EXISTS {name}"]
 
-    def create_scratch(self, name: str, select_sql: str) -> list[str]:
+    def create_scratch(self, name: str, select_sql: str, *, cache: bool = True) -> list[str]:
         """Statements that create the scratch table `name` (temp_table) as `select_sql`; the parameters
         of select_sql go to the first. Spark has no temporary tables: a temporary view, cached at once
         (an eager cache gives the planner the real size, so the target's join is broadcast; a lazy one
-        made the dataset 1.5x slower). Spark recomputes a cache when a table behind it is written: for
-        rows that must never change, use Session.scratch(durable=True)."""
+        made the dataset 1.5x slower), unless `cache` is false: then a plain view, computed where it is
+        read (for rows read once, over tables no one writes). Spark recomputes a cache when a table
+        behind it is written: for rows that must never change, use Session.scratch(durable=True)."""
         if self.name == "spark":
-            return [f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {select_sql}", f"CACHE TABLE {name}"]
+            view = f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {select_sql}"
+            return [view, f"CACHE TABLE {name}"] if cache else [view]
         return [f"CREATE TEMP TABLE {name} AS {select_sql}"]
 
     def binary_text(self, expr: str) -> str:

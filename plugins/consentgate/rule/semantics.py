@@ -216,17 +216,24 @@ def _hash_sums(d: Dialect, e: dict[str, str], types: dict[str, str]) -> list[tup
 MIN_TS = f"CAST('{MIN_EVENT_TS}' AS TIMESTAMP)"
 
 
-def fingerprint_select(d: Dialect) -> str:
-    """(fingerprint as a number in [0, 2^64), events counted, whether a counted event of any purpose is
-    older than year 1) over the snapshot."""
+def fingerprint_aggregates(d: Dialect) -> list[str]:
+    """fingerprint_select's three values as aggregates over the snapshot's rows (snapshot_select's
+    columns), to compute over the table or to observe while it is written (Spark)."""
     weights = [weight for _agg, weight in d.row_hash_sums(["NULL"])]
     total = " + ".join(
         f"coalesce(sum(CAST(h_{i} AS DECIMAL(38,0))), 0) * {weight}" for i, weight in enumerate(weights)
     )
-    return (
-        f"SELECT CAST(mod({total}, 18446744073709551616) AS {d.text_type}), coalesce(sum(n), 0), "
-        f"coalesce(min(ts_min) < {MIN_TS}, false) FROM {scratch(d, SNAPSHOT)}"
-    )
+    return [
+        f"CAST(mod({total}, 18446744073709551616) AS {d.text_type})",
+        "coalesce(sum(n), 0)",
+        f"coalesce(min(ts_min) < {MIN_TS}, false)",
+    ]
+
+
+def fingerprint_select(d: Dialect) -> str:
+    """(fingerprint as a number in [0, 2^64), events counted, whether a counted event of any purpose is
+    older than year 1) over the snapshot."""
+    return f"SELECT {', '.join(fingerprint_aggregates(d))} FROM {scratch(d, SNAPSHOT)}"
 
 
 def totals_select(d: Dialect, consent_sql: str, cols: ConsentColumns, types: dict[str, str]) -> str:
@@ -323,6 +330,19 @@ def decided_size_select(d: Dialect) -> str:
     """(decisions, bytes of their keys) of DECIDED: whether any event counts, and whether the
     decisions are small enough to broadcast."""
     return f"SELECT count(*), coalesce(sum(octet_length(subject_key)), 0) FROM {scratch(d, DECIDED)}"
+
+
+def decided_size_aggregates(index: int) -> list[str]:
+    """decided_size_select's two values for purpose number `index`, as aggregates over the snapshot's
+    rows (observed while it is written, on Spark): exact for decided_select without normalize, whose
+    rows are the snapshot's rows with that code; with normalize 'lower', whose rows group those by
+    their A-Z-lowered key (of the same bytes), the same whether-any count and an upper bound of the
+    bytes."""
+    code = f"code_{int(index)}"
+    return [
+        f"count({code})",
+        f"coalesce(sum(CASE WHEN {code} IS NOT NULL THEN octet_length(subject_key) END), 0)",
+    ]
 
 
 def _reason_conditions(d: Dialect, raw: str, severity: str) -> dict[str, str]:
